@@ -1,0 +1,76 @@
+"""The `carelog` command. Errors end as one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from carelog import __version__
+from carelog.cli import db_commands, up_command
+from carelog.core.errors import CarelogError
+
+app = typer.Typer(
+    name="carelog",
+    help="Compliance-grade audit log and data layer for multi-tenant care platforms.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db_commands.app, name="db")
+app.command("up")(up_command.up)
+
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"carelog {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """carelog: one canonical schema, one audit log."""
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except CarelogError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        if os.environ.get("CARELOG_DEBUG"):
+            raise
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(set CARELOG_DEBUG=1 for a traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

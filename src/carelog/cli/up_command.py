@@ -1,0 +1,40 @@
+"""`carelog up`: the main job. Database (embedded by default), migrations, then the API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from carelog.cli.context import open_database
+from carelog.db import migrate
+from carelog.web.app import create_app
+
+out = Console()
+
+
+def up(
+    demo: Annotated[bool, typer.Option(help="Seed two demo organizations first.")] = False,
+    host: Annotated[str | None, typer.Option(help="Listen address (CARELOG_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (CARELOG_PORT).")] = None,
+) -> None:
+    """Start the database, migrate it, and serve the API until Ctrl-C."""
+    with open_database() as db:
+        settings = db.settings
+        where = (
+            "embedded PostgreSQL in " + str(settings.data_dir) if settings.embedded else "server"
+        )
+        out.print(f"database: {where}")
+        migrate.upgrade(db)
+        out.print(f"schema at revision {migrate.current(db)}")
+        if demo:
+            from carelog.cli.demo import seed_demo
+
+            summary = seed_demo(db)
+            out.print(f"demo data: {summary}")
+        bind_host = host or settings.host
+        bind_port = port or settings.port
+        out.print(f"serving on http://{bind_host}:{bind_port} (health: /health, docs: /docs)")
+        uvicorn.run(create_app(db), host=bind_host, port=bind_port, log_level="info")

@@ -1,0 +1,147 @@
+"""Configuration read from the environment, once, into an immutable value.
+
+Secrets and locations come from environment variables only (twelve-factor), so the same build
+runs on a laptop with the embedded PostgreSQL and in production against a managed server. Every
+variable is listed in ``ENVIRONMENT_VARIABLES`` so the README's configuration table and the
+validation here cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from carelog.core.errors import ConfigurationError
+
+ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
+    "CARELOG_DATABASE_URL": (
+        "(unset: embedded PostgreSQL)",
+        "Admin/owner connection used for migrations and role set-up. Unset: carelog starts an "
+        "embedded PostgreSQL 16 in CARELOG_DATA_DIR.",
+    ),
+    "CARELOG_APP_DATABASE_URL": (
+        "(derived)",
+        "Runtime connection (the RLS-bound role that owns nothing). Default: the admin URL with "
+        "the user replaced by <prefix>_app.",
+    ),
+    "CARELOG_SYSTEM_DATABASE_URL": (
+        "(derived)",
+        "Connection for webhooks and jobs (system actors, still org-scoped). Default: the admin "
+        "URL with the user replaced by <prefix>_system.",
+    ),
+    "CARELOG_DATA_DIR": (
+        "$XDG_DATA_HOME/carelog or ~/.local/share/carelog",
+        "Where the embedded PostgreSQL keeps its data between runs.",
+    ),
+    "CARELOG_DB_NAME": ("carelog", "Database created inside the embedded server."),
+    "CARELOG_ROLE_PREFIX": (
+        "carelog",
+        "Prefix of the database roles carelog creates (<prefix>_owner, _app, _system).",
+    ),
+    "CARELOG_ENV": ("development", "development or production (production refuses dev tokens)."),
+    "CARELOG_HOST": ("127.0.0.1", "Address `carelog up` listens on."),
+    "CARELOG_PORT": ("8000", "Port `carelog up` listens on."),
+    "AUDITLOG_DATABASE_URL": (
+        "(must be unset)",
+        "Retired: audit logs live in the main database. carelog refuses to start while it is set.",
+    ),
+}
+
+_ROLE_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Roles:
+    """The three database roles; names are derived from one prefix so tests can isolate them."""
+
+    owner: str
+    app: str
+    system: str
+
+    @classmethod
+    def from_prefix(cls, prefix: str) -> Roles:
+        return cls(owner=f"{prefix}_owner", app=f"{prefix}_app", system=f"{prefix}_system")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    app_database_url: str | None
+    system_database_url: str | None
+    data_dir: Path
+    db_name: str
+    roles: Roles
+    env: str
+    host: str
+    port: int
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        if env.get("AUDITLOG_DATABASE_URL"):
+            raise ConfigurationError(
+                "AUDITLOG_DATABASE_URL is set, but audit logs now live in the main database",
+                hint="remove the variable; import old rows with `carelog legacy import-audit`",
+            )
+        prefix = env.get("CARELOG_ROLE_PREFIX", "carelog")
+        if not _ROLE_PREFIX.match(prefix):
+            raise ConfigurationError(
+                f"invalid role prefix {prefix!r}",
+                field="CARELOG_ROLE_PREFIX",
+                hint="use lowercase letters, digits and underscores, starting with a letter",
+            )
+        db_name = env.get("CARELOG_DB_NAME", "carelog")
+        if not _DB_NAME.match(db_name):
+            raise ConfigurationError(
+                f"invalid database name {db_name!r}",
+                field="CARELOG_DB_NAME",
+                hint="use letters, digits and underscores",
+            )
+        mode = env.get("CARELOG_ENV", "development")
+        if mode not in ("development", "production", "test"):
+            raise ConfigurationError(
+                f"unknown environment {mode!r}",
+                field="CARELOG_ENV",
+                hint="use development, test or production",
+            )
+        port_text = env.get("CARELOG_PORT", "8000")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ConfigurationError(
+                f"invalid port {port_text!r}", field="CARELOG_PORT", hint="use 1-65535"
+            )
+        url = env.get("CARELOG_DATABASE_URL") or None
+        if mode == "production" and url is None:
+            raise ConfigurationError(
+                "production needs CARELOG_DATABASE_URL; the embedded database is for development",
+                field="CARELOG_DATABASE_URL",
+            )
+        return cls(
+            database_url=url,
+            app_database_url=env.get("CARELOG_APP_DATABASE_URL") or None,
+            system_database_url=env.get("CARELOG_SYSTEM_DATABASE_URL") or None,
+            data_dir=Path(env["CARELOG_DATA_DIR"])
+            if env.get("CARELOG_DATA_DIR")
+            else _data_home(env),
+            db_name=db_name,
+            roles=Roles.from_prefix(prefix),
+            env=mode,
+            host=env.get("CARELOG_HOST", "127.0.0.1"),
+            port=int(port_text),
+        )
+
+
+def _data_home(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "carelog"

@@ -1,0 +1,132 @@
+"""Connections: one admin URL for migrations, two least-privileged runtime roles for everything else.
+
+The runtime never connects as a superuser or as the owner of the tables: a request runs as
+``<prefix>_app`` (row-level security by membership), a webhook or job as ``<prefix>_system``
+(row-level security by the explicit organization). Two roles, so a bug in one path cannot borrow
+the other's policies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from carelog.core.errors import ConfigurationError, DatabaseUnavailableError
+from carelog.core.settings import Settings
+from carelog.db.embedded import start_embedded
+
+RuntimeKind = Literal["app", "system"]
+
+
+def _psycopg_url(raw: str, *, variable: str) -> URL:
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            "is not a database URL",
+            field=variable,
+            hint="expected postgresql://user:password@host:port/dbname",
+        ) from exc
+    if url.get_backend_name() not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"unsupported database {url.get_backend_name()!r}",
+            field=variable,
+            hint="carelog needs PostgreSQL 15 or newer",
+        )
+    return url.set(drivername="postgresql+psycopg")
+
+
+@dataclass
+class Database:
+    """Where carelog's data lives, and the engines that reach it."""
+
+    settings: Settings
+    admin_url: URL
+    app_url: URL
+    system_url: URL
+    _server: Any = None
+    _async_engines: dict[str, AsyncEngine] = field(default_factory=dict)
+    _sync_engines: dict[str, sa.Engine] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Database:
+        """Resolve URLs, starting the embedded server and creating its database when needed."""
+        server = None
+        if settings.database_url is None:
+            server, raw = start_embedded(settings.data_dir)
+            admin = _psycopg_url(raw, variable="embedded server")
+            _ensure_database(admin, settings.db_name)
+            admin = admin.set(database=settings.db_name)
+        else:
+            admin = _psycopg_url(settings.database_url, variable="CARELOG_DATABASE_URL")
+        app = (
+            _psycopg_url(settings.app_database_url, variable="CARELOG_APP_DATABASE_URL")
+            if settings.app_database_url
+            else admin.set(username=settings.roles.app, password=None)
+        )
+        system = (
+            _psycopg_url(settings.system_database_url, variable="CARELOG_SYSTEM_DATABASE_URL")
+            if settings.system_database_url
+            else admin.set(username=settings.roles.system, password=None)
+        )
+        return cls(
+            settings=settings, admin_url=admin, app_url=app, system_url=system, _server=server
+        )
+
+    def url_for(self, kind: Literal["admin", "app", "system"]) -> URL:
+        return {"admin": self.admin_url, "app": self.app_url, "system": self.system_url}[kind]
+
+    def sync_engine(self, kind: Literal["admin", "app", "system"] = "admin") -> sa.Engine:
+        if kind not in self._sync_engines:
+            self._sync_engines[kind] = sa.create_engine(
+                self.url_for(kind), pool_pre_ping=True, pool_size=5, max_overflow=5
+            )
+        return self._sync_engines[kind]
+
+    def async_engine(self, kind: RuntimeKind = "app") -> AsyncEngine:
+        if kind not in self._async_engines:
+            self._async_engines[kind] = create_async_engine(
+                self.url_for(kind), pool_pre_ping=True, pool_size=10, max_overflow=10
+            )
+        return self._async_engines[kind]
+
+    async def dispose(self) -> None:
+        for engine in self._async_engines.values():
+            await engine.dispose()
+        self._async_engines.clear()
+        self.dispose_sync()
+
+    def dispose_sync(self) -> None:
+        for sync in self._sync_engines.values():
+            sync.dispose()
+        self._sync_engines.clear()
+
+    def close(self) -> None:
+        """Release engines and, for the embedded server, our handle on it."""
+        self.dispose_sync()
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def _ensure_database(admin: URL, name: str) -> None:
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(
+                sa.text("select 1 from pg_database where datname = :n"), {"n": name}
+            ).scalar()
+            if not exists:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except OperationalError as exc:
+        raise DatabaseUnavailableError(
+            f"cannot reach the embedded PostgreSQL: {exc.orig}",
+            hint="delete a stale CARELOG_DATA_DIR/pgdata/postmaster.pid if no server is running",
+        ) from exc
+    finally:
+        engine.dispose()

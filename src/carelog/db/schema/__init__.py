@@ -1,0 +1,99 @@
+"""Canonical SQLAlchemy 2 models of carelog (22 tables, one :class:`Base` metadata).
+
+Table and column names follow the reference platform's WorkOS-era schema; the data defects of
+the reference (nullable tenant keys, history-deleting cascades, unchecked vocabularies, missing
+uniqueness, naive timestamps) are fixed. See each class docstring for the specifics.
+"""
+
+from __future__ import annotations
+
+from carelog.db.schema.audit import AuditLog
+from carelog.db.schema.base import (
+    NAMING_CONVENTION,
+    Base,
+    CreatedAtMixin,
+    Day,
+    OrgScopedMixin,
+    PaymentTransferStatus,
+    TimestampMixin,
+    UuidPkMixin,
+)
+from carelog.db.schema.billing import (
+    AnnualPlanEligibility,
+    PaymentTransfer,
+    SubscriptionEvent,
+    SubscriptionPlan,
+    TransactionCommission,
+)
+from carelog.db.schema.booking import (
+    BlockedDate,
+    Event,
+    Meeting,
+    Schedule,
+    ScheduleAvailability,
+    SchedulingSettings,
+    SlotReservation,
+)
+from carelog.db.schema.experts import Category, ExpertApplication, ExpertSetup, Profile
+from carelog.db.schema.records import Record
+from carelog.db.schema.tenancy import Organization, Role, User, UserOrgMembership
+
+#: Tables that carry ``org_id NOT NULL`` (tenant-scoped; subject to RLS / distribution by org).
+TENANT_TABLES: tuple[str, ...] = (
+    "user_org_memberships",
+    "expert_setup",
+    "expert_applications",
+    "profiles",
+    "events",
+    "schedules",
+    "schedule_availabilities",
+    "scheduling_settings",
+    "blocked_dates",
+    "slot_reservations",
+    "meetings",
+    "records",
+    "payment_transfers",
+    "subscription_plans",
+    "transaction_commissions",
+    "annual_plan_eligibility",
+    "subscription_events",
+    "audit_logs",
+)
+
+#: Tables shared by all tenants (no ``org_id``).
+GLOBAL_TABLES: tuple[str, ...] = ("organizations", "users", "roles", "categories")
+
+__all__ = [
+    "GLOBAL_TABLES",
+    "NAMING_CONVENTION",
+    "TENANT_TABLES",
+    "AnnualPlanEligibility",
+    "AuditLog",
+    "Base",
+    "BlockedDate",
+    "Category",
+    "CreatedAtMixin",
+    "Day",
+    "Event",
+    "ExpertApplication",
+    "ExpertSetup",
+    "Meeting",
+    "OrgScopedMixin",
+    "Organization",
+    "PaymentTransfer",
+    "PaymentTransferStatus",
+    "Profile",
+    "Record",
+    "Role",
+    "Schedule",
+    "ScheduleAvailability",
+    "SchedulingSettings",
+    "SlotReservation",
+    "SubscriptionEvent",
+    "SubscriptionPlan",
+    "TimestampMixin",
+    "TransactionCommission",
+    "User",
+    "UserOrgMembership",
+    "UuidPkMixin",
+]

@@ -1,0 +1,126 @@
+"""Units of work that carry the tenant context into PostgreSQL.
+
+Every unit of work is ONE transaction whose first statement sets ``app.user_id`` and
+``app.org_id`` with ``set_config(..., true)``: transaction-local, so the context can never leak
+to the next user of a pooled connection, and it is gone the moment the transaction ends (a
+service that commits early loses its context and sees nothing, failing closed). The unit of work
+commits when the block exits cleanly and rolls back on any exception; services never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from carelog.core.errors import CarelogError, ConfigurationError
+from carelog.db.engine import Database
+
+SYSTEM_ACTOR_PREFIX = "system:"
+_SET_CONTEXT = sa.text(
+    "select set_config('app.user_id', :user_id, true), set_config('app.org_id', :org_id, true)"
+)
+
+
+def parse_org_id(org_id: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(org_id, uuid.UUID):
+        return org_id
+    try:
+        return uuid.UUID(str(org_id))
+    except ValueError:
+        raise CarelogError(
+            f"{org_id!r} is not an organization id", field="org_id", hint="expected a UUID"
+        ) from None
+
+
+def _check_user_id(user_id: str) -> str:
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise CarelogError("a user id is required", field="user_id")
+    if user_id.startswith(SYSTEM_ACTOR_PREFIX):
+        raise CarelogError(
+            "system actors use system_scope, not org_scope",
+            field="user_id",
+            hint="use system_scope('system:<name>', org_id)",
+        )
+    return user_id
+
+
+def _check_system_actor(actor: str) -> str:
+    if not actor.startswith(SYSTEM_ACTOR_PREFIX) or len(actor) <= len(SYSTEM_ACTOR_PREFIX):
+        raise CarelogError(f"system actor {actor!r} must look like 'system:<name>'", field="actor")
+    return actor
+
+
+@dataclass
+class Scopes:
+    """Session factories for the two runtime roles of one database."""
+
+    database: Database
+
+    def __post_init__(self) -> None:
+        self._app = async_sessionmaker(self.database.async_engine("app"), expire_on_commit=False)
+        self._system = async_sessionmaker(
+            self.database.async_engine("system"), expire_on_commit=False
+        )
+
+    @asynccontextmanager
+    async def org_scope(self, user_id: str, org_id: uuid.UUID | str) -> AsyncIterator[AsyncSession]:
+        """A person acting inside one organization (RLS: active membership required)."""
+        async with self._unit(self._app, _check_user_id(user_id), str(parse_org_id(org_id))) as s:
+            yield s
+
+    @asynccontextmanager
+    async def system_scope(
+        self, actor: str, org_id: uuid.UUID | str
+    ) -> AsyncIterator[AsyncSession]:
+        """A webhook or job acting for one explicit organization (never 'all orgs')."""
+        async with self._unit(
+            self._system, _check_system_actor(actor), str(parse_org_id(org_id))
+        ) as s:
+            yield s
+
+    @asynccontextmanager
+    async def public_scope(self) -> AsyncIterator[AsyncSession]:
+        """An anonymous visitor: only the public rows (categories, published profiles...)."""
+        async with self._unit(self._app, "", "") as s:
+            yield s
+
+    @asynccontextmanager
+    async def _unit(
+        self, factory: async_sessionmaker[AsyncSession], user_id: str, org_id: str
+    ) -> AsyncIterator[AsyncSession]:
+        async with factory() as session, session.begin():
+            await session.execute(_SET_CONTEXT, {"user_id": user_id, "org_id": org_id})
+            yield session
+
+
+_default: Scopes | None = None
+
+
+def configure(database: Database) -> Scopes:
+    """Install the process-wide scopes (done once at start-up by the CLI or the web app)."""
+    global _default
+    _default = Scopes(database)
+    return _default
+
+
+def scopes() -> Scopes:
+    if _default is None:
+        raise ConfigurationError(
+            "the database is not configured", hint="call carelog.db.session.configure(db) first"
+        )
+    return _default
+
+
+def org_scope(user_id: str, org_id: uuid.UUID | str) -> AbstractAsyncContextManager[AsyncSession]:
+    """``async with org_scope(user_id, org_id) as session:`` on the configured database."""
+    return scopes().org_scope(user_id, org_id)
+
+
+def system_scope(actor: str, org_id: uuid.UUID | str) -> AbstractAsyncContextManager[AsyncSession]:
+    """``async with system_scope('system:stripe-webhook', org_id) as session:``."""
+    return scopes().system_scope(actor, org_id)
