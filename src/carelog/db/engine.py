@@ -1,4 +1,4 @@
-"""Connections: one admin URL for migrations, two least-privileged runtime roles for everything else.
+"""Connections: an admin URL for migrations, two least-privileged runtime roles for the rest.
 
 The runtime never connects as a superuser or as the owner of the tables: a request runs as
 ``<prefix>_app`` (row-level security by membership), a webhook or job as ``<prefix>_system``

@@ -1,0 +1,33 @@
+"""The architecture contracts stay true: import-linter passes and covers every db module."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import carelog.db
+
+ROOT = Path(__file__).parents[1]
+
+
+def _contracts() -> list[dict[str, object]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return config["tool"]["importlinter"]["contracts"]  # type: ignore[no-any-return]
+
+
+def test_legacy_schema_contract_lists_every_db_module() -> None:
+    contract = next(c for c in _contracts() if "legacy schema" in str(c["name"]))
+    sources = set(contract["source_modules"])  # type: ignore[call-overload]
+    modules = {f"carelog.db.{m.name}" for m in pkgutil.iter_modules(carelog.db.__path__)}
+    assert modules - sources == {"carelog.db.schema_clerk_legacy"}
+
+
+def test_import_contracts_hold() -> None:
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
