@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from carelog import __version__
-from carelog.cli import db_commands, up_command
+from carelog.cli import codemod, db_commands, up_command
 from carelog.core.errors import CarelogError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_commands.app, name="db")
+app.add_typer(codemod.app, name="codemod", help="Rewrite old audit API call sites.")
 app.command("up")(up_command.up)
 
 err = Console(stderr=True)
@@ -43,26 +44,17 @@ def _root(
 
 
 def main() -> None:
+    """Run the CLI; usage errors are Typer's, everything else becomes one line on stderr."""
     try:
-        app(standalone_mode=False)
+        app()
     except CarelogError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except SystemExit:
-        raise
     except Exception as exc:  # the last line of defence: one line, not a traceback
         if os.environ.get("CARELOG_DEBUG"):
             raise
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
         err.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
             "(set CARELOG_DEBUG=1 for a traceback)",
