@@ -31,3 +31,19 @@ def test_import_contracts_hold() -> None:
         [str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = "python3 -m venv .venv && .venv/bin/pip install -e '.[dev]' && .venv/bin/pytest"
+    assert f"\n{command}\n" in readme
+    assert f"\n{command}\n" in ci
+
+
+def test_every_environment_variable_is_documented() -> None:
+    from carelog.core.settings import ENVIRONMENT_VARIABLES
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in ENVIRONMENT_VARIABLES if f"`{name}`" not in readme]
+    assert missing == []
