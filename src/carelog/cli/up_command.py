@@ -12,7 +12,7 @@ from carelog.cli.context import open_database
 from carelog.db import migrate
 from carelog.web.app import create_app
 
-out = Console()
+out = Console(soft_wrap=True)
 
 
 def up(

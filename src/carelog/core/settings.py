@@ -44,6 +44,10 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
     "CARELOG_ENV": ("development", "development or production (production refuses dev tokens)."),
     "CARELOG_HOST": ("127.0.0.1", "Address `carelog up` listens on."),
     "CARELOG_PORT": ("8000", "Port `carelog up` listens on."),
+    "CARELOG_RECORD_KEYS": (
+        "(development: generated in the data dir)",
+        "Medical-record encryption keys, kid:base64key,...; the first is active.",
+    ),
     "AUDITLOG_DATABASE_URL": (
         "(must be unset)",
         "Retired: audit logs live in the main database. carelog refuses to start while it is set.",
