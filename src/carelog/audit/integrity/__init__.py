@@ -1,0 +1,54 @@
+"""Tamper evidence for the audit log: RFC 6962 Merkle trees and signed, chained checkpoints.
+
+Pure functions and value types only; storage and scheduling live elsewhere.
+"""
+
+from carelog.audit.integrity.canonical import (
+    CANONICAL_VERSION,
+    canonical_event_bytes,
+    event_leaf_hash,
+    format_timestamp,
+)
+from carelog.audit.integrity.checkpoint import (
+    Checkpoint,
+    SignedCheckpoint,
+    SigningKeyring,
+    VerifyingKeyring,
+    derive_key_id,
+    generate_key,
+)
+from carelog.audit.integrity.merkle import (
+    EMPTY_ROOT,
+    AccumulatorState,
+    MerkleAccumulator,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    root_from_leaf_hashes,
+    verify_consistency,
+    verify_inclusion,
+)
+
+__all__ = [
+    "CANONICAL_VERSION",
+    "EMPTY_ROOT",
+    "AccumulatorState",
+    "Checkpoint",
+    "MerkleAccumulator",
+    "SignedCheckpoint",
+    "SigningKeyring",
+    "VerifyingKeyring",
+    "canonical_event_bytes",
+    "consistency_proof",
+    "derive_key_id",
+    "event_leaf_hash",
+    "format_timestamp",
+    "generate_key",
+    "inclusion_proof",
+    "leaf_hash",
+    "node_hash",
+    "root_from_leaf_hashes",
+    "verify_consistency",
+    "verify_inclusion",
+]
