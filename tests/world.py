@@ -267,6 +267,21 @@ def _tenant(conn: sa.Connection, t: Tenant, category_id: object) -> None:
     )
     _insert(
         conn,
+        "audit_log_exports",
+        {"org_id": org, "requested_by": t.owner, "format": "csv", "filters": {"actions": ["X"]}},
+    )
+    _insert(
+        conn,
+        "audit_retention_policies",
+        {"org_id": org, "category": "*", "retention_days": 3000, "set_by": t.owner},
+    )
+    _insert(
+        conn,
+        "audit_legal_holds",
+        {"org_id": org, "reason": "litigation", "placed_by": t.owner, "data_subject_id": t.patient},
+    )
+    _insert(
+        conn,
         "audit_logs",
         {
             "id": uuid.uuid4(),

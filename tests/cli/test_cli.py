@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from carelog import __version__
+from carelog.db import migrate
 from carelog.db.engine import Database
+
+HEAD = migrate.head_revisions()[0]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -70,7 +73,7 @@ def test_db_commands_on_a_migrated_database(fresh_db: Database) -> None:
     env = _db_env(fresh_db)
     current = run_cli("db", "current", env=env)
     assert current.returncode == 0, current.stderr
-    assert "0001" in current.stdout
+    assert HEAD in current.stdout
     check = run_cli("db", "check", env=env)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "no drift" in check.stdout
@@ -80,7 +83,7 @@ def test_db_commands_on_a_migrated_database(fresh_db: Database) -> None:
     assert behind.returncode == 1
     up = run_cli("db", "upgrade", env=env)
     assert up.returncode == 0, up.stderr
-    assert "0001" in up.stdout
+    assert HEAD in up.stdout
 
 
 def test_embedded_database_is_created_and_reused(tmp_path: Path) -> None:
@@ -90,7 +93,7 @@ def test_embedded_database_is_created_and_reused(tmp_path: Path) -> None:
     assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
     again = run_cli("db", "current", env=env)
     assert again.returncode == 0, again.stderr
-    assert "0001" in again.stdout
+    assert HEAD in again.stdout
 
 
 @pytest.mark.parametrize("args", [["db", "downgrade"], ["nonsense"]])

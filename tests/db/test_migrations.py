@@ -20,7 +20,7 @@ def _public_tables(db: Database) -> set[str]:
 
 
 def test_single_head() -> None:
-    assert migrate.head_revisions() == ("0001",)
+    assert len(migrate.head_revisions()) == 1
 
 
 def test_round_trip_on_an_empty_database(pg: TestServer) -> None:
@@ -30,7 +30,7 @@ def test_round_trip_on_an_empty_database(pg: TestServer) -> None:
         assert migrate.current(db) is None
         migrate.upgrade(db)
         migrate.upgrade(db)  # idempotent
-        assert migrate.current(db) == "0001"
+        assert migrate.current(db) == migrate.head_revisions()[0]
         assert set(Base.metadata.tables) <= _public_tables(db)
         migrate.downgrade(db, "base")
         assert migrate.current(db) is None
@@ -48,7 +48,7 @@ def test_round_trip_on_an_empty_database(pg: TestServer) -> None:
             assert types == []
             assert conn.execute(sa.text("select to_regnamespace('app')")).scalar() is None
         migrate.upgrade(db)
-        assert migrate.current(db) == "0001"
+        assert migrate.current(db) == migrate.head_revisions()[0]
         assert migrate.drift(db) == []
     finally:
         db.close()

@@ -450,7 +450,7 @@ def test_runtime_roles_are_unprivileged(world_db: tuple[Database, World]) -> Non
     db, _ = world_db
     roles = db.settings.roles
     with db.sync_engine("admin").connect() as conn:
-        for role in (roles.app, roles.system):
+        for role in roles.runtime:
             props = conn.execute(
                 sa.text(
                     "select rolsuper, rolbypassrls, rolcreaterole, rolcreatedb from pg_roles "
@@ -483,3 +483,30 @@ def test_runtime_roles_are_unprivileged(world_db: tuple[Database, World]) -> Non
             .all()
         )
         assert not_forced == [], f"tables without forced RLS: {not_forced}"
+
+
+def test_audit_writer_role_can_only_append(
+    world_db: tuple[Database, World], attack_count: Any
+) -> None:
+    """The group-commit writer batches many orgs; in exchange it may do nothing but INSERT."""
+    db, world = world_db
+    ran = 0
+    statements = [f"select * from {t} limit 1" for t in (*TENANT_TABLES, *GLOBAL_TABLES)]
+    statements += [
+        "update audit_logs set action = 'X'",
+        "delete from audit_logs",
+        "truncate audit_logs",
+        "insert into meetings (org_id) values (gen_random_uuid())",
+        "select app.audit_purge(array['X'], now() - interval '10 years')",
+        "insert into audit_logs_default (id, org_id, workos_user_id, actor_type, action, "
+        "resource_type) values (gen_random_uuid(), gen_random_uuid(), 'u', 'user', 'A', 'r')",
+        # a person cannot be passed off as a system actor or the other way round
+        "insert into audit_logs (id, org_id, workos_user_id, actor_type, action, resource_type) "
+        f"values (gen_random_uuid(), '{world.a.org_id}', 'user_x', 'system', 'A', 'r')",
+        "insert into audit_logs (id, org_id, workos_user_id, actor_type, action, resource_type) "
+        f"values (gen_random_uuid(), '{world.a.org_id}', 'system:x', 'user', 'A', 'r')",
+    ]
+    for sql in statements:
+        must_be_refused(db, "writer", "", "", sql)
+        ran += 1
+    attack_count("writer", ran)

@@ -32,6 +32,11 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
         "Connection for webhooks and jobs (system actors, still org-scoped). Default: the admin "
         "URL with the user replaced by <prefix>_system.",
     ),
+    "CARELOG_AUDIT_WRITER_DATABASE_URL": (
+        "(derived)",
+        "Connection of the audit group-commit writer (INSERT on audit_logs only). Default: the "
+        "admin URL with the user replaced by <prefix>_audit_writer.",
+    ),
     "CARELOG_DATA_DIR": (
         "$XDG_DATA_HOME/carelog or ~/.local/share/carelog",
         "Where the embedded PostgreSQL keeps its data between runs.",
@@ -39,7 +44,8 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
     "CARELOG_DB_NAME": ("carelog", "Database created inside the embedded server."),
     "CARELOG_ROLE_PREFIX": (
         "carelog",
-        "Prefix of the database roles carelog creates (<prefix>_owner, _app, _system).",
+        "Prefix of the database roles carelog creates (<prefix>_owner, _app, _system, "
+        "_audit_writer).",
     ),
     "CARELOG_ENV": ("development", "development or production (production refuses dev tokens)."),
     "CARELOG_HOST": ("127.0.0.1", "Address `carelog up` listens on."),
@@ -60,15 +66,26 @@ _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 @dataclass(frozen=True)
 class Roles:
-    """The three database roles; names are derived from one prefix so tests can isolate them."""
+    """The database roles; names are derived from one prefix so tests can isolate them."""
 
     owner: str
     app: str
     system: str
+    writer: str
 
     @classmethod
     def from_prefix(cls, prefix: str) -> Roles:
-        return cls(owner=f"{prefix}_owner", app=f"{prefix}_app", system=f"{prefix}_system")
+        return cls(
+            owner=f"{prefix}_owner",
+            app=f"{prefix}_app",
+            system=f"{prefix}_system",
+            writer=f"{prefix}_audit_writer",
+        )
+
+    @property
+    def runtime(self) -> tuple[str, str, str]:
+        """The login roles the running service uses (none owns anything)."""
+        return (self.app, self.system, self.writer)
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class Settings:
     database_url: str | None
     app_database_url: str | None
     system_database_url: str | None
+    writer_database_url: str | None
     data_dir: Path
     db_name: str
     roles: Roles
@@ -135,6 +153,7 @@ class Settings:
             database_url=url,
             app_database_url=env.get("CARELOG_APP_DATABASE_URL") or None,
             system_database_url=env.get("CARELOG_SYSTEM_DATABASE_URL") or None,
+            writer_database_url=env.get("CARELOG_AUDIT_WRITER_DATABASE_URL") or None,
             data_dir=Path(env["CARELOG_DATA_DIR"])
             if env.get("CARELOG_DATA_DIR")
             else _data_home(env),

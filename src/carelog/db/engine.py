@@ -20,7 +20,8 @@ from carelog.core.errors import ConfigurationError, DatabaseUnavailableError
 from carelog.core.settings import Settings
 from carelog.db.embedded import start_embedded
 
-RuntimeKind = Literal["app", "system"]
+RuntimeKind = Literal["app", "system", "writer"]
+UrlKind = Literal["admin", "app", "system", "writer"]
 
 
 def _psycopg_url(raw: str, *, variable: str) -> URL:
@@ -49,6 +50,7 @@ class Database:
     admin_url: URL
     app_url: URL
     system_url: URL
+    writer_url: URL
     _server: Any = None
     _async_engines: dict[str, AsyncEngine] = field(default_factory=dict)
     _sync_engines: dict[str, sa.Engine] = field(default_factory=dict)
@@ -64,24 +66,35 @@ class Database:
             admin = admin.set(database=settings.db_name)
         else:
             admin = _psycopg_url(settings.database_url, variable="CARELOG_DATABASE_URL")
-        app = (
-            _psycopg_url(settings.app_database_url, variable="CARELOG_APP_DATABASE_URL")
-            if settings.app_database_url
-            else admin.set(username=settings.roles.app, password=None)
-        )
-        system = (
-            _psycopg_url(settings.system_database_url, variable="CARELOG_SYSTEM_DATABASE_URL")
-            if settings.system_database_url
-            else admin.set(username=settings.roles.system, password=None)
-        )
+
+        def runtime(explicit: str | None, variable: str, role: str) -> URL:
+            if explicit:
+                return _psycopg_url(explicit, variable=variable)
+            return admin.set(username=role, password=None)
+
+        roles = settings.roles
         return cls(
-            settings=settings, admin_url=admin, app_url=app, system_url=system, _server=server
+            settings=settings,
+            admin_url=admin,
+            app_url=runtime(settings.app_database_url, "CARELOG_APP_DATABASE_URL", roles.app),
+            system_url=runtime(
+                settings.system_database_url, "CARELOG_SYSTEM_DATABASE_URL", roles.system
+            ),
+            writer_url=runtime(
+                settings.writer_database_url, "CARELOG_AUDIT_WRITER_DATABASE_URL", roles.writer
+            ),
+            _server=server,
         )
 
-    def url_for(self, kind: Literal["admin", "app", "system"]) -> URL:
-        return {"admin": self.admin_url, "app": self.app_url, "system": self.system_url}[kind]
+    def url_for(self, kind: UrlKind) -> URL:
+        return {
+            "admin": self.admin_url,
+            "app": self.app_url,
+            "system": self.system_url,
+            "writer": self.writer_url,
+        }[kind]
 
-    def sync_engine(self, kind: Literal["admin", "app", "system"] = "admin") -> sa.Engine:
+    def sync_engine(self, kind: UrlKind = "admin") -> sa.Engine:
         if kind not in self._sync_engines:
             self._sync_engines[kind] = sa.create_engine(
                 self.url_for(kind), pool_pre_ping=True, pool_size=5, max_overflow=5

@@ -1,9 +1,9 @@
-"""Creation of the three database roles, done by an administrator before migrations run.
+"""Creation of the database roles, done by an administrator before migrations run.
 
 - ``<prefix>_owner`` owns every object (NOLOGIN: nobody works as it day to day; the migration
   connection switches to it with SET ROLE).
-- ``<prefix>_app`` and ``<prefix>_system`` log in for the runtime; they own nothing, and have
-  neither BYPASSRLS nor membership in the owner role.
+- ``<prefix>_app``, ``<prefix>_system`` and ``<prefix>_audit_writer`` log in for the runtime;
+  they own nothing, and have neither BYPASSRLS nor membership in the owner role.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ def ensure_roles(conn: sa.Connection, roles: Roles) -> None:
     existing = set(
         conn.execute(
             sa.text("select rolname from pg_roles where rolname = any(:names)"),
-            {"names": [roles.owner, roles.app, roles.system]},
+            {"names": [roles.owner, *roles.runtime]},
         ).scalars()
     )
-    missing = {roles.owner, roles.app, roles.system} - existing
+    missing = {roles.owner, *roles.runtime} - existing
     if missing and not (me.rolsuper or me.rolcreaterole):
         raise ConfigurationError(
             f"database roles {', '.join(sorted(missing))} do not exist and the connecting user "
@@ -37,7 +37,7 @@ def ensure_roles(conn: sa.Connection, roles: Roles) -> None:
     db = conn.execute(sa.text("select current_database()")).scalar_one()
     if roles.owner not in existing:
         conn.exec_driver_sql(f"CREATE ROLE {quote_ident(roles.owner)} NOLOGIN")
-    for runtime in (roles.app, roles.system):
+    for runtime in roles.runtime:
         if runtime not in existing:
             conn.exec_driver_sql(f"CREATE ROLE {quote_ident(runtime)} LOGIN")
         if me.rolsuper:
@@ -58,7 +58,7 @@ def ensure_roles(conn: sa.Connection, roles: Roles) -> None:
 
 def drop_roles(conn: sa.Connection, roles: Roles) -> None:
     """Remove the roles (tests on a shared server clean up after themselves)."""
-    for name in (roles.app, roles.system, roles.owner):
+    for name in (*roles.runtime, roles.owner):
         exists = conn.execute(
             sa.text("select 1 from pg_roles where rolname = :n"), {"n": name}
         ).scalar()

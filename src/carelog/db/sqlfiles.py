@@ -2,7 +2,8 @@
 
 Policies and grants live in plain SQL next to the migrations so a reviewer reads exactly what
 PostgreSQL enforces. Role names are the only variable part: tests give each run its own roles
-on a shared server, so the files use ``{{owner}}``, ``{{app}}`` and ``{{system}}`` placeholders.
+on a shared server, so the files use ``{{owner}}``, ``{{app}}``, ``{{system}}`` and
+``{{writer}}`` placeholders.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def quote_ident(name: str) -> str:
 
 def render_sql(filename: str, roles: Roles) -> str:
     text = resources.files("carelog.db").joinpath("sql", filename).read_text(encoding="utf-8")
-    for key, value in (("owner", roles.owner), ("app", roles.app), ("system", roles.system)):
+    names = {"owner": roles.owner, "app": roles.app, "system": roles.system, "writer": roles.writer}
+    for key, value in names.items():
         text = text.replace("{{" + key + "}}", quote_ident(value))
     return text

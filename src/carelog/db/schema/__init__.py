@@ -8,6 +8,7 @@ uniqueness, naive timestamps) are fixed. See each class docstring for the specif
 from __future__ import annotations
 
 from carelog.db.schema.audit import AuditLog
+from carelog.db.schema.audit_admin import AuditLegalHold, AuditLogExport, AuditRetentionPolicy
 from carelog.db.schema.base import (
     NAMING_CONVENTION,
     Base,
@@ -39,36 +40,25 @@ from carelog.db.schema.records import Record
 from carelog.db.schema.tenancy import Organization, Role, User, UserOrgMembership
 
 #: Tables that carry ``org_id NOT NULL`` (tenant-scoped; subject to RLS / distribution by org).
-TENANT_TABLES: tuple[str, ...] = (
-    "user_org_memberships",
-    "expert_setup",
-    "expert_applications",
-    "profiles",
-    "events",
-    "schedules",
-    "schedule_availabilities",
-    "scheduling_settings",
-    "blocked_dates",
-    "slot_reservations",
-    "meetings",
-    "records",
-    "payment_transfers",
-    "subscription_plans",
-    "transaction_commissions",
-    "annual_plan_eligibility",
-    "subscription_events",
-    "audit_logs",
+#: Derived from each table's ``info["scope"]`` so a new table joins the security suite at once.
+TENANT_TABLES: tuple[str, ...] = tuple(
+    t.name for t in Base.metadata.sorted_tables if t.info.get("scope") == "org"
 )
 
 #: Tables shared by all tenants (no ``org_id``).
-GLOBAL_TABLES: tuple[str, ...] = ("organizations", "users", "roles", "categories")
+GLOBAL_TABLES: tuple[str, ...] = tuple(
+    t.name for t in Base.metadata.sorted_tables if t.info.get("scope") == "global"
+)
 
 __all__ = [
     "GLOBAL_TABLES",
     "NAMING_CONVENTION",
     "TENANT_TABLES",
     "AnnualPlanEligibility",
+    "AuditLegalHold",
     "AuditLog",
+    "AuditLogExport",
+    "AuditRetentionPolicy",
     "Base",
     "BlockedDate",
     "Category",

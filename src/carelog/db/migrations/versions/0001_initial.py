@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from carelog.db.migrations.env_support import migration_roles
 from carelog.db.sqlfiles import render_sql
 
 revision: str = "0001"
@@ -45,7 +46,7 @@ SQL_FILES = ("0001_context.sql", "0001_audit_logs.sql", "0001_rls.sql", "0001_gr
 
 
 def _database_side() -> None:
-    roles = op.get_context().config.attributes["roles"]  # type: ignore[union-attr]
+    roles = migration_roles()
     for name in SQL_FILES:
         op.execute(render_sql(name, roles))
     for table in UPDATED_AT_TABLES:
