@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from carelog.core.errors import CarelogError, ConfigurationError
 from carelog.db.engine import Database
 
 SYSTEM_ACTOR_PREFIX = "system:"
+_ambient: ContextVar[AsyncSession | None] = ContextVar("carelog_unit_of_work", default=None)
 _SET_CONTEXT = sa.text(
     "select set_config('app.user_id', :user_id, true), set_config('app.org_id', :org_id, true)"
 )
@@ -95,7 +97,16 @@ class Scopes:
     ) -> AsyncIterator[AsyncSession]:
         async with factory() as session, session.begin():
             await session.execute(_SET_CONTEXT, {"user_id": user_id, "org_id": org_id})
-            yield session
+            token = _ambient.set(session)
+            try:
+                yield session
+            finally:
+                _ambient.reset(token)
+
+
+def current_unit() -> AsyncSession | None:
+    """The unit of work the caller is inside, if any (the audit API joins its transaction)."""
+    return _ambient.get()
 
 
 _default: Scopes | None = None

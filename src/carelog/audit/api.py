@@ -1,0 +1,180 @@
+"""``log_audit_event``: the one audit API.
+
+Five parameters, as the seed plan asks: ``action, resource_type, resource_id, changes,
+metadata``. Actor, organization, client address, user agent, request id and time come from the
+audit context. Where the event goes depends on what it describes:
+
+- a successful *change* made inside a unit of work (``org_scope``/``system_scope``) is inserted
+  in that same transaction: it commits or rolls back with the change;
+- everything else (reads, denied and failed attempts, webhooks, scripts) goes through the
+  group-commit writer and the call returns once the event is durable, so a denied attempt is
+  recorded even though its business transaction rolls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, null
+
+from carelog.audit.catalog import AuditCatalog, Outcome
+from carelog.audit.context import current_context
+from carelog.audit.errors import AuditInputError, AuditUnavailableError
+from carelog.audit.events import AuditEvent, Masker, build_event
+from carelog.audit.writer import AuditWriter
+from carelog.core.errors import ConfigurationError
+from carelog.db.schema import AuditLog
+from carelog.db.session import current_unit
+
+
+@dataclass
+class AuditService:
+    """Everything the API needs, configured once per process."""
+
+    catalog: AuditCatalog
+    masker: Masker
+    writer: AuditWriter
+
+    async def start(self) -> None:
+        await self.writer.start()
+
+    async def stop(self) -> None:
+        await self.writer.stop()
+
+
+_service: AuditService | None = None
+_bridge_lock = threading.Lock()
+_bridge: tuple[asyncio.AbstractEventLoop, threading.Thread] | None = None
+
+
+def configure_audit(service: AuditService | None) -> None:
+    """Install (or, with None, remove) the process-wide audit service."""
+    global _service
+    _service = service
+
+
+def audit_service() -> AuditService:
+    if _service is None:
+        raise ConfigurationError(
+            "the audit service is not configured",
+            hint="call carelog.audit.configure_audit(...) at start-up (the web app and CLI do)",
+        )
+    return _service
+
+
+async def log_audit_event(
+    action: str,
+    resource_type: str,
+    resource_id: object,
+    changes: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    data_subject: object = None,
+    outcome: Outcome = "success",
+) -> AuditEvent:
+    """Record one event. Returns it once it is stored (or bound to the caller's transaction).
+
+    Raises ``AuditInputError`` for a malformed event (unknown action, oversized metadata...),
+    ``MissingAuditContextError`` without a context, and ``AuditUnavailableError`` only for a
+    fail-closed action whose event could be made durable nowhere. Never a storage error.
+    """
+    service = audit_service()
+    event, spec = build_event(
+        service.catalog,
+        service.masker,
+        current_context(),
+        action,
+        resource_type,
+        resource_id,
+        changes,
+        metadata,
+        data_subject=data_subject,
+        outcome=outcome,
+    )
+    unit = current_unit()
+    if unit is not None and outcome == "success" and not spec.is_read:
+        await unit.execute(insert(AuditLog), [_orm_row(event)])
+        return event
+    await _submit(service.writer, event, spec.fail_closed)
+    return event
+
+
+def log_audit_event_sync(
+    action: str,
+    resource_type: str,
+    resource_id: object,
+    changes: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    data_subject: object = None,
+    outcome: Outcome = "success",
+) -> AuditEvent:
+    """The same for synchronous code (scripts, sync endpoints); always via the writer."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise AuditInputError(
+            "log_audit_event_sync was called from async code",
+            hint="use `await log_audit_event(...)` inside a coroutine",
+        )
+    service = audit_service()
+    event, spec = build_event(
+        service.catalog,
+        service.masker,
+        current_context(),
+        action,
+        resource_type,
+        resource_id,
+        changes,
+        metadata,
+        data_subject=data_subject,
+        outcome=outcome,
+    )
+    loop = service.writer.loop
+    if loop is None or not service.writer.running:
+        loop = _bridge_loop(service.writer)
+    future: Future[None] = asyncio.run_coroutine_threadsafe(
+        _submit(service.writer, event, spec.fail_closed), loop
+    )
+    future.result()
+    return event
+
+
+async def _submit(writer: AuditWriter, event: AuditEvent, fail_closed: bool) -> None:
+    try:
+        await writer.submit(event, fail_closed=fail_closed)
+    except AuditUnavailableError:
+        if fail_closed:
+            raise
+
+
+def _orm_row(event: AuditEvent) -> dict[str, Any]:
+    """ORM insert values; absent JSON is SQL NULL, not the JSON literal ``null``."""
+    row = event.as_row()
+    row["metadata_"] = row.pop("metadata")
+    for key in ("old_values", "new_values", "metadata_"):
+        if row[key] is None:
+            row[key] = null()
+    return row
+
+
+def _bridge_loop(writer: AuditWriter) -> asyncio.AbstractEventLoop:
+    """A background event loop for processes without one (scripts using the sync twin)."""
+    global _bridge
+    with _bridge_lock:
+        if _bridge is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=loop.run_forever, name="carelog-audit-bridge", daemon=True
+            )
+            thread.start()
+            asyncio.run_coroutine_threadsafe(writer.start(), loop).result()
+            _bridge = (loop, thread)
+        return _bridge[0]

@@ -1,0 +1,218 @@
+"""Who is acting, for which organization, from where: captured once, never passed by hand.
+
+The reference asked each caller for the user, IP and user agent (and later trusted whatever
+``X-Forwarded-For`` said). Here an ASGI middleware records the client address, user agent and
+request id per request, the authentication layer binds the actor and organization, and
+``audit_context(...)`` does the same for webhooks, jobs and scripts. Everything lives in a
+``ContextVar`` reset with its token, so nothing leaks from one request or task to the next.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from carelog.audit.errors import AuditInputError, MissingAuditContextError
+
+ActorType = Literal["user", "system"]
+SYSTEM_PREFIX = "system:"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@dataclass
+class AuditContext:
+    """The automatic part of every event. Mutable only through :func:`bind_actor`."""
+
+    actor_id: str | None = None
+    org_id: uuid.UUID | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def actor_type(self) -> ActorType:
+        return "system" if (self.actor_id or "").startswith(SYSTEM_PREFIX) else "user"
+
+    def require(self) -> tuple[str, uuid.UUID]:
+        if not self.actor_id or self.org_id is None:
+            raise MissingAuditContextError(
+                "no actor and organization in the audit context",
+                hint="call inside a request (AuditContextMiddleware + authentication) or wrap "
+                "the code in audit_context(actor=..., org_id=...)",
+            )
+        return self.actor_id, self.org_id
+
+
+_current: ContextVar[AuditContext | None] = ContextVar("carelog_audit_context", default=None)
+
+
+def current_context() -> AuditContext:
+    ctx = _current.get()
+    if ctx is None:
+        raise MissingAuditContextError(
+            "log_audit_event was called outside any audit context",
+            hint="wrap webhooks, jobs and scripts in audit_context(actor='system:<name>', "
+            "org_id=...); requests get one from AuditContextMiddleware",
+        )
+    return ctx
+
+
+def _org(org_id: uuid.UUID | str | None) -> uuid.UUID | None:
+    if org_id is None or isinstance(org_id, uuid.UUID):
+        return org_id
+    try:
+        return uuid.UUID(str(org_id))
+    except ValueError:
+        raise AuditInputError(
+            f"{org_id!r} is not an organization id", field="org_id", hint="expected a UUID"
+        ) from None
+
+
+def _actor(actor: str | None) -> str | None:
+    if actor is None:
+        return None
+    if not isinstance(actor, str) or not actor.strip() or len(actor) > 256:
+        raise AuditInputError(
+            "actor must be a non-empty id of at most 256 characters", field="actor"
+        )
+    if actor.startswith(SYSTEM_PREFIX) and len(actor) == len(SYSTEM_PREFIX):
+        raise AuditInputError("system actors are named 'system:<name>'", field="actor")
+    return actor
+
+
+def normalise_ip(value: str | None) -> str | None:
+    """A valid address in compressed form, or None: garbage never reaches the inet column."""
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip().split("%")[0]))
+    except ValueError:
+        return None
+
+
+@contextmanager
+def audit_context(
+    *,
+    actor: str,
+    org_id: uuid.UUID | str,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+    request_id: str | None = None,
+) -> Iterator[AuditContext]:
+    """Set the audit context for a webhook, job or script (works in sync and async code)."""
+    ctx = AuditContext(
+        actor_id=_actor(actor),
+        org_id=_org(org_id),
+        ip_address=normalise_ip(ip_address),
+        user_agent=(user_agent or None) and user_agent[:512],
+        request_id=request_id if request_id and _REQUEST_ID.match(request_id) else uuid.uuid4().hex,
+    )
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+def bind_actor(actor: str, org_id: uuid.UUID | str) -> AuditContext:
+    """Called by authentication once the identity is verified, inside the request's context."""
+    ctx = current_context()
+    ctx.actor_id = _actor(actor)
+    ctx.org_id = _org(org_id)
+    return ctx
+
+
+def snapshot() -> AuditContext | None:
+    """A copy of the current context (for handing work to another task or thread)."""
+    ctx = _current.get()
+    return None if ctx is None else replace(ctx)
+
+
+# --------------------------------------------------------------------------- client address
+
+
+class TrustedProxies:
+    """Which peers may tell us the client address through ``X-Forwarded-For``.
+
+    The rightmost hops were added by our own proxies; walking from the right, the first address
+    that is not a trusted proxy is the client. A direct peer that is not trusted is the client,
+    whatever the header says (django-auditlog's "first entry" rule lets any client spoof it).
+    """
+
+    def __init__(self, networks: Iterable[str] = ()) -> None:
+        self.networks = tuple(ipaddress.ip_network(n.strip(), strict=False) for n in networks if n)
+
+    @classmethod
+    def parse(cls, spec: str | None) -> TrustedProxies:
+        try:
+            return cls((spec or "").split(","))
+        except ValueError as exc:
+            raise AuditInputError(
+                f"invalid trusted proxy list: {exc}",
+                field="CARELOG_TRUSTED_PROXIES",
+                hint="comma-separated addresses or CIDR networks, e.g. 10.0.0.0/8,127.0.0.1",
+            ) from None
+
+    def trusts(self, address: str | None) -> bool:
+        ip = normalise_ip(address)
+        if ip is None:
+            return False
+        parsed = ipaddress.ip_address(ip)
+        return any(parsed in net for net in self.networks)
+
+    def client_address(self, peer: str | None, forwarded_for: Sequence[str]) -> str | None:
+        if not self.trusts(peer):
+            return normalise_ip(peer)
+        hops = [h.strip() for header in forwarded_for for h in header.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self.trusts(hop):
+                return normalise_ip(hop)
+        return normalise_ip(hops[0]) if hops else normalise_ip(peer)
+
+
+class AuditContextMiddleware:
+    """Pure ASGI middleware: one fresh :class:`AuditContext` per HTTP request.
+
+    It records address, user agent and request id (echoed as ``X-Request-ID``); the actor is
+    bound later by authentication. The context is reset when the request ends.
+    """
+
+    def __init__(self, app: Any, trusted_proxies: TrustedProxies | None = None) -> None:
+        self.app = app
+        self.proxies = trusted_proxies or TrustedProxies()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        forwarded = [v for k, v in headers if k == "x-forwarded-for"]
+        agent = next((v for k, v in headers if k == "user-agent"), None)
+        asked = next((v for k, v in headers if k == "x-request-id"), None)
+        peer = scope.get("client")[0] if scope.get("client") else None
+        ctx = AuditContext(
+            ip_address=self.proxies.client_address(peer, forwarded),
+            user_agent=agent[:512] if agent else None,
+            request_id=asked if asked and _REQUEST_ID.match(asked) else uuid.uuid4().hex,
+        )
+        token = _current.set(ctx)
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", ctx.request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _current.reset(token)

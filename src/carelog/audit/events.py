@@ -1,0 +1,217 @@
+"""Turning one call into one minimised, validated event row.
+
+Data minimisation happens here, before anything is stored: ``changes`` keeps only the fields
+whose value changed, and any field the catalog classifies as PHI or secret (notes, diagnoses,
+tokens, card data, guest names and e-mails...) is replaced by a keyed hash, so an auditor can
+still see *that* it changed and compare two values for equality without the log holding the
+value itself. The reference copied guest names, e-mails and free-text notes into its log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from carelog.audit.catalog import OUTCOMES, ActionSpec, AuditCatalog, Outcome
+from carelog.audit.context import AuditContext
+from carelog.audit.errors import AuditInputError
+from carelog.core.ids import uuid7
+
+MAX_METADATA_BYTES = 16 * 1024
+MAX_CHANGES_BYTES = 64 * 1024
+MAX_ID_LENGTH = 512
+SCHEMA_VERSION = 1
+MASK_PREFIX = "masked:hmac-sha256:"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One row of ``audit_logs``, as stored (already minimised and masked)."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    workos_user_id: str
+    actor_type: str
+    action: str
+    resource_type: str
+    resource_id: str | None
+    outcome: str
+    data_subject_id: str | None
+    old_values: dict[str, Any] | None
+    new_values: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    ip_address: str | None
+    user_agent: str | None
+    request_id: str | None
+    created_at: datetime
+    source: str = "live"
+    schema_version: int = SCHEMA_VERSION
+
+    def as_row(self) -> dict[str, Any]:
+        """Column values for an ORM/Core insert (``metadata`` is a reserved ORM name)."""
+        return {
+            "id": self.id,
+            "org_id": self.org_id,
+            "workos_user_id": self.workos_user_id,
+            "actor_type": self.actor_type,
+            "action": self.action,
+            "resource_type": self.resource_type,
+            "resource_id": self.resource_id,
+            "outcome": self.outcome,
+            "data_subject_id": self.data_subject_id,
+            "old_values": self.old_values,
+            "new_values": self.new_values,
+            "metadata": self.metadata,
+            "ip_address": self.ip_address,
+            "user_agent": self.user_agent,
+            "request_id": self.request_id,
+            "created_at": self.created_at,
+            "source": self.source,
+            "schema_version": self.schema_version,
+        }
+
+
+class Masker:
+    """Keyed hashing of sensitive values: equal inputs give equal masks, nothing is revealed."""
+
+    def __init__(self, key: bytes, sensitive_fields: frozenset[str]) -> None:
+        self._key = key
+        self.sensitive = sensitive_fields
+
+    def mask_value(self, value: Any) -> str:
+        if isinstance(value, str) and value.startswith(MASK_PREFIX):
+            return value
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+        return MASK_PREFIX + hmac.new(self._key, data, hashlib.sha256).hexdigest()[:32]
+
+    def scrub(self, value: Any) -> Any:
+        """Mask every sensitive field, at any depth."""
+        if isinstance(value, Mapping):
+            return {
+                str(k): (
+                    self.mask_value(v)
+                    if str(k).lower() in self.sensitive and v is not None
+                    else self.scrub(v)
+                )
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple)):
+            return [self.scrub(v) for v in value]
+        return value
+
+
+def _jsonable(value: Any, field: str, limit: int) -> Any:
+    """Round-trip through JSON so only plain data is stored; enforce the size cap."""
+    try:
+        data = orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        raise AuditInputError(
+            f"is not JSON-serialisable ({exc})", field=field, hint="pass plain data"
+        ) from None
+    if len(data) > limit:
+        raise AuditInputError(
+            f"is {len(data)} bytes, more than the {limit}-byte cap",
+            field=field,
+            hint="store identifiers and summaries, not documents",
+        )
+    return orjson.loads(data)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (datetime, uuid.UUID)):
+        return str(value) if isinstance(value, uuid.UUID) else value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    raise TypeError(type(value).__name__)
+
+
+def minimise_changes(changes: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, ...]:
+    """Keep only the fields whose value differs between old and new values."""
+    if changes is None:
+        return None, None
+    if not isinstance(changes, Mapping):
+        raise AuditInputError(
+            "must be a mapping with old_values and/or new_values", field="changes"
+        )
+    unknown = set(changes) - {"old_values", "new_values"}
+    if unknown:
+        raise AuditInputError(
+            f"has unexpected keys {sorted(unknown)}",
+            field="changes",
+            hint='use {"old_values": {...}, "new_values": {...}}',
+        )
+    old = changes.get("old_values") or {}
+    new = changes.get("new_values") or {}
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        raise AuditInputError("old_values and new_values must be mappings", field="changes")
+    keys = [k for k in {**old, **new} if k not in old or k not in new or old[k] != new[k]]
+    old_min = {k: old[k] for k in keys if k in old}
+    new_min = {k: new[k] for k in keys if k in new}
+    return (old_min or None), (new_min or None)
+
+
+def _optional_id(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    if not text or len(text) > MAX_ID_LENGTH:
+        raise AuditInputError(f"must be 1-{MAX_ID_LENGTH} characters", field=field)
+    return text
+
+
+def build_event(
+    catalog: AuditCatalog,
+    masker: Masker,
+    context: AuditContext,
+    action: str,
+    resource_type: str,
+    resource_id: object,
+    changes: Mapping[str, Any] | None,
+    metadata: Mapping[str, Any] | None,
+    *,
+    data_subject: object = None,
+    outcome: Outcome = "success",
+) -> tuple[AuditEvent, ActionSpec]:
+    spec = catalog.action(action)
+    catalog.check_resource_type(resource_type)
+    if outcome not in OUTCOMES:
+        raise AuditInputError(
+            f"unknown outcome {outcome!r}", field="outcome", hint="success, failure or denied"
+        )
+    actor, org = context.require()
+    old, new = minimise_changes(changes)
+    if old is not None or new is not None:
+        scrubbed = masker.scrub({"o": old, "n": new})
+        both = _jsonable(scrubbed, "changes", MAX_CHANGES_BYTES)
+        old, new = both["o"], both["n"]
+    meta: dict[str, Any] | None = None
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise AuditInputError("must be a mapping", field="metadata")
+        meta = _jsonable(masker.scrub(metadata), "metadata", MAX_METADATA_BYTES) or None
+    event = AuditEvent(
+        id=uuid7(),
+        org_id=org,
+        workos_user_id=actor,
+        actor_type=context.actor_type,
+        action=spec.name,
+        resource_type=resource_type,
+        resource_id=_optional_id(resource_id, "resource_id"),
+        outcome=outcome,
+        data_subject_id=_optional_id(data_subject, "data_subject"),
+        old_values=old,
+        new_values=new,
+        metadata=meta,
+        ip_address=context.ip_address,
+        user_agent=context.user_agent,
+        request_id=context.request_id,
+        created_at=datetime.now(UTC),
+    )
+    return event, spec
