@@ -2,11 +2,13 @@
 
 Callers hand an event to :meth:`AuditWriter.submit` and get control back once it is durable:
 committed in PostgreSQL, or fsync'd to the local spool when the database is down or slower than
-the deadline. One task drains the queue: it waits at most ``window`` for more events to join a
-batch (group commit), then inserts the whole batch with one multi-row ``INSERT ... SELECT FROM
-unnest(...)`` (COPY is refused on a table whose RLS applies to the writing role, and the writer
-role is deliberately RLS-bound) with ``ON CONFLICT DO NOTHING``, so a replayed event is stored
-once.
+the deadline. Two lanes drain the pending events, each on its own connection: a lane waits at
+most ``window`` for more events to join a batch (group commit), then inserts the whole batch
+with one ``INSERT ... SELECT FROM json_to_recordset(...)`` (one orjson document: far cheaper to
+build and to parse than one array per column; COPY is refused on a table whose RLS applies to
+the writing role, and the writer role is deliberately RLS-bound) with ``ON CONFLICT DO
+NOTHING``, so a replayed event is stored once. While one lane waits for its commit, the other
+gathers the next batch, so building events and storing them overlap.
 
 When a batch cannot be committed in time, the writer opens its circuit: batches go straight to
 the spool while a probe waits for the database; then the spool is replayed in order and the
@@ -21,8 +23,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -54,29 +57,60 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("source", "text"),
     ("schema_version", "int2"),
 )
+_NAMES = ", ".join(name for name, _ in COLUMNS)
 INSERT_SQL = (
-    "INSERT INTO audit_logs ("
-    + ", ".join(name for name, _ in COLUMNS)
-    + ") SELECT * FROM unnest("
-    + ", ".join(f"%s::text[]::{kind}[]" for _, kind in COLUMNS)
+    f"INSERT INTO audit_logs ({_NAMES}) SELECT {_NAMES} FROM json_to_recordset(%s::json) AS r("
+    + ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
     + ") ON CONFLICT DO NOTHING"
 )
+_JSON_COLUMNS = ("old_values", "new_values", "metadata")
+LANES = 2
+SPLIT_AT = 32  # a lane leaves half of a larger backlog to an idle lane
 
 
 def to_wire(event: AuditEvent) -> dict[str, Any]:
     """The event as plain strings: the spool's line format and the insert's parameters."""
-    row = event.as_row()
-    for key in ("old_values", "new_values", "metadata"):
-        row[key] = None if row[key] is None else orjson.dumps(row[key]).decode()
-    row["id"] = str(row["id"])
-    row["org_id"] = str(row["org_id"])
-    row["created_at"] = event.created_at.isoformat()
-    row["schema_version"] = str(row["schema_version"])
-    return row
+    dumps = orjson.dumps
+    old, new, meta = event.old_values, event.new_values, event.metadata
+    return {
+        "id": str(event.id),
+        "org_id": str(event.org_id),
+        "workos_user_id": event.workos_user_id,
+        "actor_type": event.actor_type,
+        "action": event.action,
+        "resource_type": event.resource_type,
+        "resource_id": event.resource_id,
+        "outcome": event.outcome,
+        "data_subject_id": event.data_subject_id,
+        "old_values": None if old is None else dumps(old).decode(),
+        "new_values": None if new is None else dumps(new).decode(),
+        "metadata": None if meta is None else dumps(meta).decode(),
+        "ip_address": event.ip_address,
+        "user_agent": event.user_agent,
+        "request_id": event.request_id,
+        "created_at": event.created_at.isoformat(),
+        "source": event.source,
+        "schema_version": str(event.schema_version),
+    }
 
 
 def columns_of(rows: Sequence[dict[str, Any]]) -> list[list[str | None]]:
     return [[row[name] for row in rows] for name, _ in COLUMNS]
+
+
+def document(rows: Sequence[dict[str, Any]]) -> str:
+    """The batch as one JSON array for ``json_to_recordset``; the JSON columns are embedded
+    as JSON (they are already serialised in the wire format), everything else as strings."""
+    fragment = orjson.Fragment
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        doc = dict(row)
+        for key in _JSON_COLUMNS:
+            value = doc.get(key)
+            if value is not None:
+                doc[key] = fragment(value)
+        out.append(doc)
+    return orjson.dumps(out).decode()
 
 
 @dataclass
@@ -99,11 +133,13 @@ class WriterStats:
         return dict(self.__dict__)
 
 
-@dataclass
 class _Pending:
-    row: dict[str, Any]
-    fail_closed: bool
-    future: asyncio.Future[None] = field(repr=False)
+    __slots__ = ("fail_closed", "future", "row")
+
+    def __init__(self, row: dict[str, Any], fail_closed: bool, future: asyncio.Future[None]):
+        self.row = row
+        self.fail_closed = fail_closed
+        self.future = future
 
 
 class AuditWriter:
@@ -119,6 +155,7 @@ class AuditWriter:
         deadline: float = 0.25,
         probe_interval: float = 0.5,
         connect_timeout: float = 2.0,
+        lanes: int = LANES,
     ) -> None:
         self.conninfo = conninfo
         self.spool = spool
@@ -127,96 +164,153 @@ class AuditWriter:
         self.deadline = deadline
         self.probe_interval = probe_interval
         self.connect_timeout = connect_timeout
+        self.lanes = max(1, lanes)
         self.stats = WriterStats()
-        self._queue: asyncio.Queue[_Pending] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._pending: deque[_Pending] = deque()
+        self._arrived: asyncio.Event | None = None  # set when _pending becomes non-empty
+        self._drained: asyncio.Event | None = None  # set when nothing is outstanding
+        self._outstanding = 0  # submitted and not yet resolved
+        self._storage_lock: asyncio.Lock | None = None  # spool appends and recovery
+        self._tasks: list[asyncio.Task[None]] = []
+        self._conns: list[psycopg.AsyncConnection[Any] | None] = [None] * self.lanes
         self._memory: list[dict[str, Any]] = []
+        self._next_probe = 0.0
+        self._stopping = False
+        self._busy = 0  # lanes persisting a batch
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        if self._task is not None:
+        if self._tasks:
             return
         self.loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue()
+        self._arrived = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._storage_lock = asyncio.Lock()
         if self.spool.pending():
             self.stats.circuit_open = True  # replay leftovers before anything new
-        self._task = asyncio.create_task(self._run(), name="carelog-audit-writer")
+        self._tasks = [
+            asyncio.create_task(self._run(lane), name=f"carelog-audit-writer-{lane}")
+            for lane in range(self.lanes)
+        ]
 
     async def stop(self) -> None:
         """Drain what was submitted, then close. Nothing acknowledged is left behind."""
-        if self._task is None or self._queue is None:
+        if not self._tasks or self._drained is None:
             return
-        await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-        await self._close_conn()
+        await self._drained.wait()
+        # The flag ends a lane even if a cancellation is lost (asyncio.wait_for in Python 3.11
+        # can swallow one that races with completion, e.g. in a probe's connect).
+        self._stopping = True
+        if self._arrived is not None:
+            self._arrived.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._stopping = False
+        for lane in range(self.lanes):
+            await self._close_conn(lane)
         self.spool.close()
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return any(not task.done() for task in self._tasks)
 
     # ------------------------------------------------------------------ producers
     async def submit(self, event: AuditEvent, *, fail_closed: bool = False) -> None:
-        if self._queue is None:
+        if self._arrived is None or self._drained is None:
             raise RuntimeError("AuditWriter.start() was not called")
         loop = asyncio.get_running_loop()
         pending = _Pending(to_wire(event), fail_closed, loop.create_future())
         self.stats.submitted += 1
-        self._queue.put_nowait(pending)
+        self._outstanding += 1
+        self._drained.clear()
+        self._pending.append(pending)
+        if len(self._pending) == 1:
+            self._arrived.set()
         await pending.future
 
-    # ------------------------------------------------------------------ the drain task
-    async def _run(self) -> None:
-        assert self._queue is not None
-        while True:
-            if self.stats.circuit_open and await self._probe():
-                await self._recover()
-            try:
-                first = await asyncio.wait_for(
-                    self._queue.get(),
-                    timeout=self.probe_interval if self.stats.circuit_open else None,
-                )
-            except TimeoutError:
+    # ------------------------------------------------------------------ the drain lanes
+    async def _run(self, lane: int) -> None:
+        assert self._storage_lock is not None
+        while not self._stopping:
+            if self.stats.circuit_open and time.monotonic() >= self._next_probe:
+                self._next_probe = time.monotonic() + self.probe_interval
+                if await self._probe(lane):
+                    async with self._storage_lock:  # no batch is spooled during a replay
+                        if self.stats.circuit_open:
+                            await self._recover(lane)
+            batch = await self._collect()
+            if not batch:
                 continue
-            batch = [first]
-            deadline = time.monotonic() + self.window
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                    continue
-                except asyncio.QueueEmpty:
-                    pass
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except TimeoutError:
-                    break
+            self._busy += 1
             try:
-                await self._persist(batch)
+                await self._persist(batch, lane)
             finally:
-                for _ in batch:
-                    self._queue.task_done()
+                self._busy -= 1
+                self._outstanding -= len(batch)
+                if self._outstanding == 0 and self._drained is not None:
+                    self._drained.set()
 
-    async def _persist(self, batch: list[_Pending]) -> None:
+    async def _collect(self) -> list[_Pending]:
+        """The next batch: waits for a first event, then lets the producers that are already
+        running add theirs (at most ``window``). When the other lane is idle and many events
+        wait, it takes half, so one half is committed while the other is being built."""
+        assert self._arrived is not None
+        if not self._pending:
+            if self._stopping:
+                return []
+            self._arrived.clear()
+            timeout = self.probe_interval if self.stats.circuit_open else None
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+            except TimeoutError:
+                return []
+        if self.window > 0:
+            loop = asyncio.get_running_loop()
+            until = loop.time() + self.window
+            seen = -1
+            # Ready producers run at each yield; stop once a yield brought nothing new.
+            while seen != len(self._pending) < self.max_batch and loop.time() < until:
+                seen = len(self._pending)
+                await asyncio.sleep(0)
+        waiting = len(self._pending)
+        take = min(waiting, self.max_batch)
+        if self._busy < self.lanes - 1 and waiting >= 2 * SPLIT_AT:
+            take = min(take, (waiting + 1) // 2)
+        popleft = self._pending.popleft
+        batch = [popleft() for _ in range(take)]
+        if self._pending:
+            self._arrived.set()  # the other lane may take the rest at once
+        return batch
+
+    async def _persist(self, batch: list[_Pending], lane: int) -> None:
+        assert self._storage_lock is not None
         rows = [p.row for p in batch]
         self.stats.batches += 1
-        if not self.stats.circuit_open:
-            try:
-                await asyncio.wait_for(self._insert(rows), timeout=self.deadline)
-            except Exception as exc:  # any storage failure: fall back, never raise to callers
-                self._open_circuit(exc)
-                await self._close_conn()
-            else:
-                self.stats.committed += len(rows)
+        if not self.stats.circuit_open and await self._try_insert(rows, lane):
+            self._resolve(batch, None)
+            return
+        async with self._storage_lock:
+            # recovery may have closed the circuit while this lane waited for the lock
+            if not self.stats.circuit_open and await self._try_insert(rows, lane):
                 self._resolve(batch, None)
                 return
+            await self._spool(batch, rows)
+
+    async def _try_insert(self, rows: list[dict[str, Any]], lane: int) -> bool:
+        try:
+            await asyncio.wait_for(self._insert(rows, lane), timeout=self.deadline)
+        except Exception as exc:  # any storage failure: fall back, never raise to callers
+            self._open_circuit(exc)
+            await self._close_conn(lane)
+            return False
+        self.stats.committed += len(rows)
+        return True
+
+    async def _spool(self, batch: list[_Pending], rows: list[dict[str, Any]]) -> None:
         try:
             await asyncio.to_thread(self.spool.append, rows)
         except OSError as exc:
@@ -257,41 +351,49 @@ class AuditWriter:
         self.stats.circuit_open = True
 
     # ------------------------------------------------------------------ database
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
+    async def _connection(self, lane: int = 0) -> psycopg.AsyncConnection[Any]:
+        conn = self._conns[lane]
+        if conn is None or conn.closed:
+            conn = await psycopg.AsyncConnection.connect(
                 self.conninfo, connect_timeout=max(1, int(self.connect_timeout))
             )
-        return self._conn
+            self._conns[lane] = conn
+        return conn
 
-    async def _close_conn(self) -> None:
-        conn, self._conn = self._conn, None
+    async def _close_conn(self, lane: int = 0) -> None:
+        conn, self._conns[lane] = self._conns[lane], None
         if conn is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), timeout=1)
 
-    async def _insert(self, rows: Sequence[dict[str, Any]]) -> None:
-        conn = await self._connection()
+    async def _insert(self, rows: Sequence[dict[str, Any]], lane: int = 0) -> None:
+        conn = await self._connection(lane)
         async with conn.transaction():
-            await conn.execute(INSERT_SQL, columns_of(rows))
+            await conn.execute(INSERT_SQL, (document(rows),))
 
-    async def _probe(self) -> bool:
+    async def _probe(self, lane: int = 0) -> bool:
         try:
-            conn = await asyncio.wait_for(self._connection(), timeout=self.connect_timeout)
+            conn = await asyncio.wait_for(self._connection(lane), timeout=self.connect_timeout)
             await asyncio.wait_for(conn.execute("SELECT 1"), timeout=self.deadline * 4)
             await conn.rollback()
         except Exception:
-            await self._close_conn()
+            await self._close_conn(lane)
             return False
         return True
 
-    async def _recover(self) -> None:
-        """Replay the spool in order, then close the circuit. Runs in the drain task, so no
-        new batch is persisted meanwhile: order is kept and nothing is written twice."""
+    async def _replay(self, rows: Sequence[dict[str, Any]], lane: int) -> None:
+        # bounded like live batches: a database that answers probes but cannot insert (a held
+        # lock) must not keep the storage lock, and so the callers being spooled, waiting
+        await asyncio.wait_for(self._insert(rows, lane), timeout=max(self.deadline, 0.1))
+
+    async def _recover(self, lane: int = 0) -> None:
+        """Replay the spool in order, then close the circuit. Runs under the storage lock, so
+        no batch is spooled meanwhile: order is kept and nothing is written twice (a replay cut
+        short is simply replayed again: ON CONFLICT DO NOTHING)."""
         self.spool.rotate()
         try:
             if self._memory:
-                await self._insert(self._memory)
+                await self._replay(self._memory, lane)
                 self.stats.replayed += len(self._memory)
                 self._memory.clear()
                 self.stats.held_in_memory = 0
@@ -303,16 +405,16 @@ class AuditWriter:
                     for row in self.spool.read(path):
                         chunk.append({**row, "source": "spool"})
                         if len(chunk) >= self.max_batch:
-                            await self._insert(chunk)
+                            await self._replay(chunk, lane)
                             self.stats.replayed += len(chunk)
                             chunk = []
                     if chunk:
-                        await self._insert(chunk)
+                        await self._replay(chunk, lane)
                         self.stats.replayed += len(chunk)
                     self.spool.remove(path)
         except Exception as exc:
             self._open_circuit(exc)
-            await self._close_conn()
+            await self._close_conn(lane)
             return
         if self.stats.circuit_open:
             log.warning("audit database back, spool replayed", extra=self.stats.as_dict())
