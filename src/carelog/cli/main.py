@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from carelog import __version__
-from carelog.cli import codemod, db_commands, demo, up_command
+from carelog.cli import audit_commands, codemod, db_commands, demo, retention_commands, up_command
 from carelog.core.errors import CarelogError
 
 app = typer.Typer(
@@ -21,6 +21,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_commands.app, name="db")
+audit_commands.app.add_typer(
+    retention_commands.app, name="retention", help="Retention policies, legal holds and purges."
+)
+app.add_typer(audit_commands.app, name="audit", help="Search, export and report on the audit log.")
 app.add_typer(demo.app, name="demo", help="Demo organizations, experts and patients.")
 app.add_typer(codemod.app, name="codemod", help="Rewrite old audit API call sites.")
 app.command("up")(up_command.up)

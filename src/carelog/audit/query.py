@@ -1,0 +1,209 @@
+"""Reading the audit log: filtered, newest first, one keyset page at a time.
+
+Every query names ``org_id`` explicitly although RLS already limits the rows: the explicit
+condition is what lets PostgreSQL walk the ``(org_id, created_at, id)`` primary key (and the
+``(org_id, …, created_at)`` filter indexes) backwards and stop after one page, instead of
+sorting the whole tenant. Pages are keyset-based, so page 10,000 costs what page 1 costs and
+rows written meanwhile never shift a page.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carelog.audit.filters import AuditFilters, Cursor
+from carelog.db.schema import AuditLog
+
+_TABLE = cast(sa.Table, AuditLog.__table__)
+_T = _TABLE.c
+#: Every column, in table order, under its column name ("metadata", not "metadata_").
+COLUMNS: tuple[str, ...] = tuple(str(c.name) for c in _TABLE.columns)  # plain str for orjson
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audit event as read back (a plain value: no session, no lazy loading)."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    workos_user_id: str
+    actor_type: str
+    action: str
+    resource_type: str
+    resource_id: str | None
+    outcome: str
+    data_subject_id: str | None
+    old_values: dict[str, Any] | None
+    new_values: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    ip_address: str | None
+    user_agent: str | None
+    request_id: str | None
+    created_at: datetime
+    source: str
+    schema_version: int
+
+    @property
+    def actor_id(self) -> str:
+        return self.workos_user_id
+
+    @classmethod
+    def from_row(cls, row: sa.Row[Any]) -> AuditRecord:
+        values = dict(row._mapping)
+        ip = values["ip_address"]
+        values["ip_address"] = None if ip is None else str(ip)
+        return cls(**values)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready values (ids and times as strings) in column order."""
+        out: dict[str, Any] = {}
+        for name in COLUMNS:
+            value = getattr(self, name)
+            if isinstance(value, uuid.UUID):
+                value = str(value)
+            elif isinstance(value, datetime):
+                value = value.isoformat()
+            out[name] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    items: list[AuditRecord]
+    next_cursor: str | None
+
+
+def conditions(org_id: uuid.UUID, filters: AuditFilters) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clause of every read: the org, then each filter that is set (ANDed)."""
+    where: list[sa.ColumnElement[bool]] = [_T.org_id == org_id]
+    if filters.start is not None:
+        where.append(_T.created_at >= filters.start)
+    if filters.end is not None:
+        where.append(_T.created_at < filters.end)
+    if filters.actions:
+        where.append(_in(_T.action, filters.actions))
+    if filters.resource_types:
+        where.append(_in(_T.resource_type, filters.resource_types))
+    if filters.resource_id is not None:
+        where.append(_T.resource_id == filters.resource_id)
+    if filters.actor_id is not None:
+        where.append(_T.workos_user_id == filters.actor_id)
+    if filters.data_subject_id is not None:
+        where.append(_T.data_subject_id == filters.data_subject_id)
+    if filters.outcomes:
+        where.append(_in(_T.outcome, filters.outcomes))
+    return where
+
+
+def _in(column: sa.ColumnElement[str], values: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    # One value as '=' lets the planner use the (org_id, column, created_at) index in order.
+    return column == values[0] if len(values) == 1 else column.in_(values)
+
+
+def after(cursor: Cursor) -> sa.ColumnElement[bool]:
+    """Rows strictly older than the cursor in (created_at DESC, id DESC) order.
+
+    The plain ``created_at <=`` bound is redundant with the row comparison but lets indexes
+    that end in ``created_at`` (not ``created_at, id``) bound their scan too.
+    """
+    return sa.and_(
+        _T.created_at <= cursor.created_at,
+        sa.tuple_(_T.created_at, _T.id) < sa.tuple_(sa.literal(cursor.created_at), cursor.id),
+    )
+
+
+BATCH_SIZE = 1000
+NEWEST_FIRST = (_T.created_at.desc(), _T.id.desc())
+
+
+def select_events(
+    org_id: uuid.UUID, filters: AuditFilters, cursor: Cursor | None = None
+) -> sa.Select[Any]:
+    """All matching events, newest first, from an optional position (no LIMIT)."""
+    where = conditions(org_id, filters)
+    if cursor is not None:
+        where.append(after(cursor))
+    return sa.select(*_TABLE.columns).where(*where).order_by(*NEWEST_FIRST)
+
+
+async def get_audit_logs(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    filters: AuditFilters,
+    cursor: str | None = None,
+) -> AuditPage:
+    """One page of events, newest first; pass ``next_cursor`` back for the next page.
+
+    Fetches ``limit + 1`` rows: the extra row only says whether another page exists, so the
+    last page never returns a cursor to an empty page.
+    """
+    position = None if cursor is None else Cursor.decode(cursor, filters)
+    stmt = select_events(org_id, filters, position).limit(filters.limit + 1)
+    rows = (await session.execute(stmt)).all()
+    items = [AuditRecord.from_row(r) for r in rows[: filters.limit]]
+    next_cursor = None
+    if len(rows) > filters.limit:
+        last = items[-1]
+        next_cursor = Cursor(last.created_at, last.id).encode(filters)
+    return AuditPage(items=items, next_cursor=next_cursor)
+
+
+async def resource_trail(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    resource_type: str,
+    resource_id: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> AuditPage:
+    """Everything that happened to one resource (the type AND the id: ids are not unique
+    across resource types, which the reference ignored)."""
+    filters = AuditFilters(
+        resource_types=(resource_type,),
+        resource_id=resource_id,
+        start=start,
+        end=end,
+        limit=limit,
+    )
+    return await get_audit_logs(session, org_id, filters, cursor)
+
+
+async def user_activity(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    actor_id: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> AuditPage:
+    """Everything one actor did in the org, within the dates given (both are honoured)."""
+    filters = AuditFilters(actor_id=actor_id, start=start, end=end, limit=limit)
+    return await get_audit_logs(session, org_id, filters, cursor)
+
+
+async def stream_records(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    filters: AuditFilters,
+    batch_size: int = BATCH_SIZE,
+) -> AsyncGenerator[list[AuditRecord], None]:
+    """Matching events, newest first, in batches of at most ``batch_size`` (server-side)."""
+    stmt = select_events(org_id, filters).execution_options(yield_per=batch_size)
+    result = await session.stream(stmt)
+    try:
+        async for batch in result.partitions(batch_size):
+            yield [AuditRecord.from_row(r) for r in batch]
+    finally:
+        await result.close()

@@ -1,0 +1,266 @@
+"""Exports: valid documents in every format, exact counts, flat memory, and each one on record."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from audit_rows import BASE, all_rows, bulk_insert, insert, matches, random_events
+
+from carelog.audit.api import AuditService, configure_audit
+from carelog.audit.catalog import AuditCatalog
+from carelog.audit.errors import AuditInputError
+from carelog.audit.events import Masker
+from carelog.audit.export import ExportReceipt, export_audit_logs, stream_export
+from carelog.audit.filters import AuditFilters
+from carelog.audit.query import COLUMNS
+from carelog.audit.spool import Spool
+from carelog.audit.writer import AuditWriter
+from carelog.db.engine import Database
+from carelog.db.session import Scopes
+from world import World, build_world
+
+
+@pytest.fixture
+async def audit_service(fresh_db: Database, tmp_path: Path) -> AsyncIterator[AuditService]:
+    conninfo = fresh_db.writer_url.set(drivername="postgresql").render_as_string(
+        hide_password=False
+    )
+    service = AuditService(
+        catalog=AuditCatalog.build([], []),
+        masker=Masker(secrets.token_bytes(32), frozenset()),
+        writer=AuditWriter(conninfo, Spool(tmp_path / "spool")),
+    )
+    configure_audit(service)
+    await service.start()
+    yield service
+    await service.stop()
+    configure_audit(None)
+
+
+@pytest.fixture
+def world(fresh_db: Database) -> World:
+    w = build_world(fresh_db.sync_engine("admin"))
+    insert(fresh_db.sync_engine("admin"), random_events(w.a.org_id, 2500))
+    insert(fresh_db.sync_engine("admin"), random_events(w.b.org_id, 40, seed=3))
+    return w
+
+
+async def run_export(
+    scopes: Scopes, world: World, filters: AuditFilters, fmt: str, **kwargs: Any
+) -> tuple[bytes, ExportReceipt]:
+    receipt = ExportReceipt()
+    chunks = []
+    async with scopes.org_scope(world.a.owner, world.a.org_id) as session:
+        async for chunk in export_audit_logs(
+            session, world.a.org_id, world.a.owner, filters, fmt, receipt=receipt, **kwargs
+        ):
+            chunks.append(chunk)
+    return b"".join(chunks), receipt
+
+
+def parse(fmt: str, body: bytes) -> list[dict[str, Any]]:
+    text = body.decode()
+    if fmt == "jsonl":
+        return [json.loads(line) for line in text.splitlines()]
+    if fmt == "csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        assert tuple(reader.fieldnames or ()) == COLUMNS
+        return list(reader)
+    events = json.loads(text)
+    assert isinstance(events, list)
+    return events
+
+
+def ids_of(fmt: str, items: list[dict[str, Any]]) -> list[uuid.UUID]:
+    if fmt == "workos":
+        return [uuid.UUID(e["metadata"]["event_id"]) for e in items]
+    return [uuid.UUID(e["id"]) for e in items]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "workos"])
+async def test_export_is_valid_complete_and_recorded(
+    fresh_db: Database, scopes: Scopes, world: World, audit_service: AuditService, fmt: str
+) -> None:
+    conditions: dict[str, Any] = {
+        "start": BASE + timedelta(days=3),
+        "end": BASE + timedelta(days=600),
+        "outcomes": ("success", "denied"),
+    }
+    rows = all_rows(fresh_db.sync_engine("admin"), world.a.org_id)
+    expected = [r for r in rows if matches(r, **conditions)]
+    seen: list[int] = []
+    body, receipt = await run_export(
+        scopes,
+        world,
+        AuditFilters(**conditions),
+        fmt,
+        reason="SOC 2 sample",
+        on_rows=seen.append,
+        batch_size=300,
+    )
+    items = parse(fmt, body)
+    assert ids_of(fmt, items) == [r["id"] for r in expected]
+    assert receipt.row_count == len(expected) == sum(seen) > 1000
+    assert max(seen) <= 300
+    assert receipt.status == "completed"
+    by_id = {r["id"]: r for r in expected}
+    for item in items[:200]:
+        _check_item(fmt, item, by_id)
+
+    with fresh_db.sync_engine("admin").connect() as conn:
+        record = conn.execute(
+            sa.text("select * from audit_log_exports where id = :id"), {"id": receipt.export_id}
+        ).one()
+        await audit_service.writer.stop()  # drained: the event is in the table
+        event = conn.execute(
+            sa.text(
+                "select * from audit_logs where action = 'AUDIT_LOG_EXPORTED' and resource_id = :id"
+            ),
+            {"id": str(receipt.export_id)},
+        ).one()
+    assert record.status == "completed" and record.row_count == len(expected)
+    assert record.format == fmt and record.requested_by == world.a.owner
+    assert record.reason == "SOC 2 sample" and record.completed_at is not None
+    assert record.filters == AuditFilters(**conditions).to_json_dict()
+    assert record.org_id == world.a.org_id
+    assert event.org_id == world.a.org_id and event.workos_user_id == world.a.owner
+    assert event.resource_type == "audit_log"
+    assert event.metadata["row_count"] == len(expected)
+    assert event.metadata["format"] == fmt
+    assert event.metadata["filters"] == record.filters
+    assert event.metadata["reason"] == "SOC 2 sample"
+
+
+def _check_item(fmt: str, item: dict[str, Any], by_id: dict[uuid.UUID, dict[str, Any]]) -> None:
+    if fmt == "workos":
+        row = by_id[uuid.UUID(item["metadata"]["event_id"])]
+        assert set(item) == {
+            "action",
+            "occurred_at",
+            "version",
+            "actor",
+            "targets",
+            "context",
+            "metadata",
+        }
+        assert item["action"] == row["action"]
+        assert item["occurred_at"] == row["created_at"].isoformat()
+        assert item["actor"] == {"id": row["workos_user_id"], "type": row["actor_type"]}
+        assert item["targets"] == [{"id": row["resource_id"], "type": row["resource_type"]}]
+        assert item["context"] == {
+            "location": row["ip_address"] or "",
+            "user_agent": row["user_agent"] or "",
+        }
+        meta = item["metadata"]
+        assert meta["outcome"] == row["outcome"] and meta["request_id"] == row["request_id"]
+        assert meta.get("data_subject_id") == row["data_subject_id"]
+        assert meta.get("details") == row["metadata"]
+        if row["old_values"] is not None or row["new_values"] is not None:
+            assert meta["changes"] == {"old": row["old_values"], "new": row["new_values"]}
+        return
+    row = by_id[uuid.UUID(item["id"])]
+    if fmt == "jsonl":
+        assert item["created_at"] == row["created_at"].isoformat()
+        for key in ("metadata", "old_values", "new_values", "user_agent", "ip_address"):
+            assert item[key] == row[key]
+        return
+    assert item["user_agent"] == (row["user_agent"] or "")
+    assert item["ip_address"] == (row["ip_address"] or "")
+    for key in ("metadata", "old_values", "new_values"):
+        assert (json.loads(item[key]) if item[key] else None) == row[key]
+
+
+@pytest.mark.parametrize(("fmt", "empty"), [("jsonl", b""), ("workos", b"[]\n")])
+async def test_an_empty_export_is_still_a_valid_document(
+    scopes: Scopes, world: World, audit_service: AuditService, fmt: str, empty: bytes
+) -> None:
+    body, receipt = await run_export(scopes, world, AuditFilters(actor_id="nobody"), fmt)
+    assert body == empty
+    assert receipt.row_count == 0 and receipt.status == "completed"
+
+
+async def test_an_empty_csv_export_has_its_header(
+    scopes: Scopes, world: World, audit_service: AuditService
+) -> None:
+    body, _ = await run_export(scopes, world, AuditFilters(actor_id="nobody"), "csv")
+    assert parse("csv", body) == []
+
+
+async def test_export_memory_stays_flat(fresh_db: Database, scopes: Scopes) -> None:
+    """50,000 rows leave in chunks of at most one batch: nothing accumulates."""
+    world = build_world(fresh_db.sync_engine("admin"))
+    bulk_insert(fresh_db.sync_engine("admin"), world.a.org_id, 50_000)
+    per_chunk: list[int] = []
+    lines = 0
+    async with scopes.org_scope(world.a.owner, world.a.org_id) as session:
+        stream = stream_export(
+            session,
+            world.a.org_id,
+            AuditFilters(),
+            "jsonl",
+            on_rows=per_chunk.append,
+            batch_size=1000,
+        )
+        async for chunk in stream:
+            n = chunk.count(b"\n")
+            assert n <= 1000
+            lines += n
+            if lines == n:  # the rows stay on the server: a cursor is open there, mid-stream
+                cursors = await session.execute(sa.text("select count(*) from pg_cursors"))
+                assert cursors.scalar_one() >= 1
+    assert lines == sum(per_chunk) == 50_001  # the world's own event too
+    assert max(per_chunk) <= 1000 and len(per_chunk) >= 50
+
+
+async def test_export_stopped_early_is_recorded_as_failed(
+    fresh_db: Database, scopes: Scopes, world: World, audit_service: AuditService
+) -> None:
+    receipt = ExportReceipt()
+    async with scopes.org_scope(world.a.owner, world.a.org_id) as session:
+        stream = export_audit_logs(
+            session,
+            world.a.org_id,
+            world.a.owner,
+            AuditFilters(),
+            "jsonl",
+            receipt=receipt,
+            batch_size=100,
+        )
+        await anext(stream)
+        await stream.aclose()
+    assert receipt.status == "failed"
+    with fresh_db.sync_engine("admin").connect() as conn:
+        status, rows = conn.execute(
+            sa.text("select status, row_count from audit_log_exports where id = :id"),
+            {"id": receipt.export_id},
+        ).one()
+    assert (status, rows) == ("failed", 100)
+
+
+async def test_a_member_cannot_export(scopes: Scopes, world: World) -> None:
+    with pytest.raises(sa.exc.DBAPIError, match="row-level security"):
+        async with scopes.org_scope(world.a.member, world.a.org_id) as session:
+            async for _ in export_audit_logs(
+                session, world.a.org_id, world.a.member, AuditFilters(), "csv"
+            ):
+                pass
+
+
+async def test_unknown_format_is_refused(scopes: Scopes, world: World) -> None:
+    with pytest.raises(AuditInputError) as info:
+        async with scopes.org_scope(world.a.owner, world.a.org_id) as session:
+            async for _ in export_audit_logs(
+                session, world.a.org_id, world.a.owner, AuditFilters(), "xml"
+            ):
+                pass
+    assert info.value.field == "format"
