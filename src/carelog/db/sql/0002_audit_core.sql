@@ -75,6 +75,10 @@ CREATE POLICY audit_logs_owner_purge_select ON audit_logs FOR SELECT TO {{owner}
     USING (pg_catalog.current_setting('carelog.audit_purge', true) = 'on');
 CREATE POLICY audit_logs_owner_purge_delete ON audit_logs FOR DELETE TO {{owner}}
     USING (pg_catalog.current_setting('carelog.audit_purge', true) = 'on');
+-- The purge functions run as the owner and must see every hold (FORCEd RLS would hide them,
+-- and a hidden hold would let a purge delete what it protects).
+CREATE POLICY audit_legal_holds_owner_select ON audit_legal_holds FOR SELECT TO {{owner}}
+    USING (true);
 
 -- Deletes the current organization's events of the given actions older than p_before, except
 -- those under an active legal hold (org-wide: nothing is deleted; per subject: that subject's
