@@ -40,12 +40,14 @@ class World:
     b: Tenant
 
 
-def _insert(conn: sa.Connection, table: str, row: dict[str, object]) -> object:
+def _insert(
+    conn: sa.Connection, table: str, row: dict[str, object], returning: str = "id"
+) -> object:
     cols = ", ".join(f'"{c}"' for c in row)
     params = ", ".join(f":{c}" for c in row)
     values = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in row.items()}
     return conn.execute(
-        sa.text(f"INSERT INTO {table} ({cols}) VALUES ({params}) RETURNING id"), values
+        sa.text(f"INSERT INTO {table} ({cols}) VALUES ({params}) RETURNING {returning}"), values
     ).scalar_one()
 
 
@@ -279,6 +281,38 @@ def _tenant(conn: sa.Connection, t: Tenant, category_id: object) -> None:
         conn,
         "audit_legal_holds",
         {"org_id": org, "reason": "litigation", "placed_by": t.owner, "data_subject_id": t.patient},
+    )
+    _insert(
+        conn,
+        "audit_seal_state",
+        {"org_id": org, "tree_size": 1, "frontier": {"size": 1, "hashes": ["00" * 32]}},
+        returning="org_id",
+    )
+    _insert(
+        conn,
+        "audit_seals",
+        {
+            "org_id": org,
+            "seq": 0,
+            "event_id": uuid.uuid4(),
+            "event_created_at": now,
+            "leaf_hash": bytes(32),
+        },
+        returning="org_id",
+    )
+    _insert(
+        conn,
+        "audit_checkpoints",
+        {
+            "org_id": org,
+            "tree_size": 1,
+            "root_hash": bytes(32),
+            "issued_at": now,
+            "key_id": "k",
+            "signature": bytes(64),
+            "checkpoint_hash": bytes(32),
+        },
+        returning="org_id",
     )
     _insert(
         conn,

@@ -36,6 +36,12 @@ from carelog.db.schema.booking import (
     SlotReservation,
 )
 from carelog.db.schema.experts import Category, ExpertApplication, ExpertSetup, Profile
+from carelog.db.schema.integrity import AuditCheckpoint, AuditSeal, AuditSealState
+from carelog.db.schema.operations import (
+    LegacyAuditQuarantine,
+    LegacyImportRun,
+    StripeWebhookEvent,
+)
 from carelog.db.schema.records import Record
 from carelog.db.schema.tenancy import Organization, Role, User, UserOrgMembership
 
@@ -55,10 +61,13 @@ __all__ = [
     "NAMING_CONVENTION",
     "TENANT_TABLES",
     "AnnualPlanEligibility",
+    "AuditCheckpoint",
     "AuditLegalHold",
     "AuditLog",
     "AuditLogExport",
     "AuditRetentionPolicy",
+    "AuditSeal",
+    "AuditSealState",
     "Base",
     "BlockedDate",
     "Category",
@@ -67,6 +76,8 @@ __all__ = [
     "Event",
     "ExpertApplication",
     "ExpertSetup",
+    "LegacyAuditQuarantine",
+    "LegacyImportRun",
     "Meeting",
     "OrgScopedMixin",
     "Organization",
@@ -79,6 +90,7 @@ __all__ = [
     "ScheduleAvailability",
     "SchedulingSettings",
     "SlotReservation",
+    "StripeWebhookEvent",
     "SubscriptionEvent",
     "SubscriptionPlan",
     "TimestampMixin",

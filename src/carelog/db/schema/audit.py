@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     TIMESTAMP,
+    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -61,6 +62,8 @@ class AuditLog(Base):
             postgresql_where=text("data_subject_id IS NOT NULL"),
         ),
         Index("ix_audit_logs_id", "id"),
+        Index("ix_audit_logs_org_txid", "org_id", "txid"),
+        Index("ix_audit_logs_txid", "txid"),
         {
             "info": {
                 "scope": "org",
@@ -98,6 +101,13 @@ class AuditLog(Base):
     )
     source: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'live'"))
     schema_version: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="1")
+    # The inserting transaction's id: readers behind the writer (sealer, streams) take only
+    # events of transactions older than every running one, so a late commit is never skipped.
+    txid: Mapped[int] = mapped_column(
+        BigInteger,
+        nullable=False,
+        server_default=text("(pg_current_xact_id())::text::bigint"),
+    )
 
 
 __all__ = ["AuditLog"]

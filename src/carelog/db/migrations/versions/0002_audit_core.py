@@ -154,6 +154,7 @@ def upgrade() -> None:
     # ### end Alembic commands ###
     roles = migration_roles()
     op.execute(render_sql("0002_audit_core.sql", roles))
+    op.execute(render_sql("0002_purge_functions.sql", roles))
     for table in ("audit_retention_policies",):
         op.execute(
             f"CREATE TRIGGER {table}_touch_updated_at BEFORE UPDATE ON {table} "

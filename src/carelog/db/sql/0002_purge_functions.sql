@@ -1,0 +1,74 @@
+-- The retention purge functions as introduced in 0002 (0003 replaces them; its downgrade
+-- restores these).
+
+-- Deletes the current organization's events of the given actions older than p_before, except
+-- those under an active legal hold (org-wide: nothing is deleted; per subject: that subject's
+-- events are kept). Runs as the owner; callable by the system role for the org of its scope.
+CREATE OR REPLACE FUNCTION app.audit_purge(p_actions text[], p_before timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_org uuid := app.current_org_id();
+    v_deleted bigint;
+BEGIN
+    IF v_org IS NULL THEN
+        RAISE EXCEPTION 'audit_purge needs an organization in context' USING ERRCODE = '42501';
+    END IF;
+    IF p_before > now() - interval '1 day' THEN
+        RAISE EXCEPTION 'audit_purge refuses to delete events younger than one day'
+            USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM public.audit_legal_holds h
+               WHERE h.org_id = v_org AND h.released_at IS NULL AND h.data_subject_id IS NULL) THEN
+        RETURN 0;
+    END IF;
+    PERFORM set_config('carelog.audit_purge', 'on', true);
+    DELETE FROM public.audit_logs a
+    WHERE a.org_id = v_org AND a.created_at < p_before AND a.action = ANY (p_actions)
+      AND NOT EXISTS (SELECT 1 FROM public.audit_legal_holds h
+                      WHERE h.org_id = v_org AND h.released_at IS NULL
+                        AND h.data_subject_id = a.data_subject_id);
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    PERFORM set_config('carelog.audit_purge', 'off', true);
+    RETURN v_deleted;
+END $$;
+REVOKE ALL ON FUNCTION app.audit_purge(text[], timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.audit_purge(text[], timestamptz) TO {{system}};
+
+-- Drops whole monthly partitions that end before p_before, when no active legal hold of any
+-- organization covers a row in them. The caller (retention apply) passes the oldest cut-off
+-- of every organization and category, so a dropped partition holds only expired events.
+CREATE OR REPLACE FUNCTION app.audit_drop_expired_partitions(p_before timestamptz) RETURNS text[]
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part record;
+    dropped text[] := '{}';
+    upper_bound timestamptz;
+BEGIN
+    IF p_before > now() - interval '1 day' THEN
+        RAISE EXCEPTION 'refusing to drop partitions younger than one day' USING ERRCODE = '22023';
+    END IF;
+    FOR part IN
+        SELECT c.oid, c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'public.audit_logs'::regclass AND c.relname <> 'audit_logs_default'
+    LOOP
+        upper_bound := substring(part.bound from 'TO \(''([^'']+)''\)')::timestamptz;
+        CONTINUE WHEN upper_bound IS NULL OR upper_bound > p_before;
+        PERFORM set_config('carelog.audit_purge', 'on', true);
+        CONTINUE WHEN EXISTS (
+            SELECT 1 FROM public.audit_legal_holds h
+            WHERE h.released_at IS NULL AND EXISTS (
+                SELECT 1 FROM public.audit_logs a
+                WHERE a.org_id = h.org_id AND a.created_at < upper_bound
+                  AND (h.data_subject_id IS NULL OR a.data_subject_id = h.data_subject_id)));
+        EXECUTE format('DROP TABLE public.%I', part.relname);
+        dropped := dropped || part.relname::text;
+    END LOOP;
+    PERFORM set_config('carelog.audit_purge', 'off', true);
+    RETURN dropped;
+END $$;
+REVOKE ALL ON FUNCTION app.audit_drop_expired_partitions(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.audit_drop_expired_partitions(timestamptz) TO {{system}};
+
