@@ -10,7 +10,15 @@ import typer
 from rich.console import Console
 
 from carelog import __version__
-from carelog.cli import audit_commands, codemod, db_commands, demo, retention_commands, up_command
+from carelog.cli import (
+    audit_commands,
+    bench_commands,
+    codemod,
+    db_commands,
+    demo,
+    retention_commands,
+    up_command,
+)
 from carelog.core.errors import CarelogError
 
 app = typer.Typer(
@@ -25,6 +33,7 @@ audit_commands.app.add_typer(
     retention_commands.app, name="retention", help="Retention policies, legal holds and purges."
 )
 app.add_typer(audit_commands.app, name="audit", help="Search, export and report on the audit log.")
+app.add_typer(bench_commands.app, name="bench", help="Benchmarks (ratios against baselines).")
 app.add_typer(demo.app, name="demo", help="Demo organizations, experts and patients.")
 app.add_typer(codemod.app, name="codemod", help="Rewrite old audit API call sites.")
 app.command("up")(up_command.up)

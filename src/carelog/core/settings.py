@@ -50,6 +50,18 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
     "CARELOG_ENV": ("development", "development or production (production refuses dev tokens)."),
     "CARELOG_HOST": ("127.0.0.1", "Address `carelog up` listens on."),
     "CARELOG_PORT": ("8000", "Port `carelog up` listens on."),
+    "CARELOG_TRUSTED_PROXIES": (
+        "(none)",
+        "Comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed.",
+    ),
+    "CARELOG_AUDIT_MASK_KEY": (
+        "(development: generated in the data dir)",
+        "32 random bytes, base64: key of the keyed hash that masks PHI/secret audit values.",
+    ),
+    "CARELOG_AUDIT_SPOOL_DIR": (
+        "$CARELOG_DATA_DIR/audit-spool",
+        "Where audit events are fsync'd while PostgreSQL is unreachable (replayed later).",
+    ),
     "CARELOG_RECORD_KEYS": (
         "(development: generated in the data dir)",
         "Medical-record encryption keys, kid:base64key,...; the first is active.",

@@ -1,7 +1,13 @@
-"""The FastAPI application: one process-wide database, health first, surfaces added per domain."""
+"""The FastAPI application: one database, one audit service, the platform's routers.
+
+Every request gets an audit context from the middleware (client address through trusted proxies
+only, user agent, request id); authentication then binds the actor and organization, and the
+request's unit of work carries the same identity into PostgreSQL.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,20 +17,43 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from carelog import __version__
+from carelog.audit import AuditContextMiddleware, TrustedProxies, configure_audit
+from carelog.audit.api import AuditService
+from carelog.audit.setup import create_audit_service
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
+from carelog.platform.audit_catalog import build_catalog
+from carelog.platform.routers import ROUTERS
+from carelog.web.errors import install_error_handlers
 
 
-def create_app(database: Database) -> FastAPI:
+def create_app(database: Database, *, audit: AuditService | None = None) -> FastAPI:
     scopes = Scopes(database)
+    service = audit or create_audit_service(database, build_catalog())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await database.dispose()
+        configure_audit(service)
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+            configure_audit(None)
+            await database.dispose()
 
-    app = FastAPI(title="carelog", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="carelog",
+        version=__version__,
+        lifespan=lifespan,
+        description="Care platform API with a compliance-grade audit log.",
+    )
+    app.state.database = database
     app.state.scopes = scopes
+    app.state.audit = service
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/health", tags=["ops"], summary="Liveness and database reachability")
     async def health() -> Any:
@@ -37,6 +66,14 @@ def create_app(database: Database) -> FastAPI:
                 status_code=503,
                 content={"status": "unavailable", "database": type(exc).__name__},
             )
-        return {"status": "ok", "database": "ok", "version": __version__}
+        writer = service.writer.stats
+        return {
+            "status": "ok",
+            "database": "ok",
+            "version": __version__,
+            "audit": {"circuit_open": writer.circuit_open, "spooled": writer.spooled},
+        }
 
+    proxies = TrustedProxies.parse(os.environ.get("CARELOG_TRUSTED_PROXIES", ""))
+    app.add_middleware(AuditContextMiddleware, trusted_proxies=proxies)
     return app

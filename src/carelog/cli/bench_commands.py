@@ -1,0 +1,171 @@
+"""`carelog bench audit|query`: throughput and latency of the audit core, as ratios.
+
+Each command measures its baselines in the same run, on the same server, and prints every
+figure against them with the issue's targets marked PASS or FAIL. By default it starts a
+throwaway embedded PostgreSQL in a temporary directory; ``--database-url`` (an admin URL) uses a
+temporary database and roles on an existing server instead, and drops them afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from carelog.bench.audit import (
+    TARGET_COPY_SHARE,
+    TARGET_P99_MS,
+    TARGET_REFERENCE_FACTOR,
+    AuditBenchReport,
+    Result,
+    run_audit_bench,
+)
+from carelog.bench.query import TARGET_P95_MS, QueryBenchReport, run_query_bench
+
+app = typer.Typer(
+    help="Benchmarks of the audit writer and the audit read API.", no_args_is_help=True
+)
+out = Console()
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="Admin URL of an existing PostgreSQL (default: a throwaway embedded server).",
+    ),
+]
+
+
+def _verdict(ok: bool) -> str:
+    return "[bold green]PASS[/]" if ok else "[bold red]FAIL[/]"
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+def _audit_table(report: AuditBenchReport) -> Table:
+    ref, copy = report.reference.rate, report.copy.rate
+    table = Table(title="carelog bench audit: events/s (ratios to this run's baselines)")
+    for column in ("run", "events", "events/s", "x (a)", "% of (b)", "p50 ms", "p99 ms", "note"):
+        table.add_column(column, justify="left" if column in ("run", "note") else "right")
+    rows: list[Result] = [report.reference, report.copy, *report.carelog]
+    for r in rows:
+        table.add_row(
+            r.name,
+            f"{r.events:,}",
+            f"{r.rate:,.0f}",
+            f"{r.rate / ref:,.1f}",
+            f"{100 * r.rate / copy:.0f}%",
+            _ms(r.p(0.50)),
+            _ms(r.p(0.99)),
+            r.note,
+        )
+    return table
+
+
+def _audit_targets(report: AuditBenchReport) -> Table:
+    ref, copy = report.reference.rate, report.copy.rate
+    by_name = {r.name: r for r in report.carelog}
+    top = next(
+        r for name, r in by_name.items() if name.endswith(" 256 producers") and "log_" in name
+    )
+    alone = next(r for name, r in by_name.items() if "writer alone" in name)
+    table = Table(title="targets")
+    for column in ("target", "measured", ""):
+        table.add_column(column)
+    for label, r in (("log_audit_event x256", top), ("writer alone", alone)):
+        share = r.rate / copy
+        factor = r.rate / ref
+        table.add_row(
+            f"{label} ≥ {TARGET_COPY_SHARE:.0%} of raw COPY",
+            f"{share:.0%}",
+            _verdict(share >= TARGET_COPY_SHARE),
+        )
+        table.add_row(
+            f"{label} ≥ {TARGET_REFERENCE_FACTOR:.0f}x the reference",
+            f"{factor:,.1f}x",
+            _verdict(factor >= TARGET_REFERENCE_FACTOR),
+        )
+    p99 = top.p(0.99)
+    table.add_row(
+        f"p99 log_audit_event latency, 256 producers ≤ {TARGET_P99_MS:.0f} ms",
+        f"{p99:.2f} ms",
+        _verdict(p99 <= TARGET_P99_MS),
+    )
+    return table
+
+
+@app.command("audit")
+def audit(
+    events: Annotated[
+        int, typer.Option("--events", min=1000, help="Events per writer run and for COPY.")
+    ] = 100_000,
+    reference_events: Annotated[
+        int, typer.Option("--reference-events", min=100, help="Sample for the reference (a).")
+    ] = 5_000,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Writer throughput vs one-transaction-per-event and raw COPY; call latency."""
+    report = run_audit_bench(
+        events=events,
+        reference_events=reference_events,
+        database_url=database_url,
+        echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
+    )
+    out.print(_audit_table(report))
+    out.print(_audit_targets(report))
+    stats = report.writer_stats
+    out.print(
+        f"writer: {stats['committed']:,} committed in {stats['batches']:,} batches "
+        f"(mean {stats['committed'] / max(1, stats['batches']):.0f}/batch), "
+        f"{stats['spooled']:,} spooled, {stats['db_failures']} database failures",
+        highlight=False,
+    )
+
+
+def _query_table(report: QueryBenchReport) -> Table:
+    table = Table(
+        title=f"carelog bench query: get_audit_logs on {report.events:,} events "
+        f"({report.iterations} iterations each)"
+    )
+    for column in ("query", "page", "rows", "p50 ms", "p95 ms", "scope p95 ms", ""):
+        table.add_column(column, justify="left" if column in ("query", "page") else "right")
+    for q in report.results:
+        table.add_row(
+            q.name,
+            q.page,
+            str(q.rows),
+            _ms(q.p(0.50)),
+            _ms(q.p(0.95)),
+            _ms(q.scope_p(0.95)),
+            _verdict(q.p(0.95) <= TARGET_P95_MS),
+        )
+    return table
+
+
+@app.command("query")
+def query(
+    events: Annotated[
+        int, typer.Option("--events", min=1000, help="Events loaded into the measured org.")
+    ] = 1_000_000,
+    iterations: Annotated[int, typer.Option("--iterations", min=10)] = 200,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """First and next page of filtered reads through the Python API; target p95 ≤ 5 ms."""
+    report = run_query_bench(
+        events=events,
+        iterations=iterations,
+        database_url=database_url,
+        echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
+    )
+    out.print(_query_table(report))
+    out.print(
+        f"load: {report.events:,} events (+{report.noise:,} in another org) in "
+        f"{report.load_seconds:.1f} s; target p95 ≤ {TARGET_P95_MS:.0f} ms per page "
+        "(get_audit_logs inside org_scope; 'scope' adds the unit of work)",
+        highlight=False,
+    )

@@ -1,0 +1,54 @@
+"""Errors as JSON a client can act on: which field, why, how to fix. Never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from carelog.audit.errors import AuditUnavailableError, MissingAuditContextError
+from carelog.core.errors import CarelogError
+
+log = logging.getLogger("carelog.web")
+
+
+def error_body(
+    reason: str, *, field: str | None = None, hint: str | None = None
+) -> dict[str, object]:
+    return {"error": {"field": field, "reason": reason, "hint": hint}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        details = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "reason": e.get("msg")}
+            for e in errors
+        ]
+        body = error_body(str(first.get("msg")), field=field or None)
+        body["error"]["details"] = details  # type: ignore[index]
+        return JSONResponse(status_code=422, content=body)
+
+    @app.exception_handler(AuditUnavailableError)
+    async def audit_unavailable(_: Request, exc: AuditUnavailableError) -> JSONResponse:
+        return JSONResponse(
+            status_code=503,
+            content=error_body(exc.message, hint=exc.hint),
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(MissingAuditContextError)
+    async def missing_context(_: Request, exc: MissingAuditContextError) -> JSONResponse:
+        log.error("audit context missing in a request handler")
+        return JSONResponse(status_code=500, content=error_body("internal error"))
+
+    @app.exception_handler(CarelogError)
+    async def carelog_error(_: Request, exc: CarelogError) -> JSONResponse:
+        return JSONResponse(
+            status_code=400, content=error_body(exc.message, field=exc.field, hint=exc.hint)
+        )
