@@ -31,9 +31,13 @@ SCHEMA_VERSION = 1
 MASK_PREFIX = "masked:hmac-sha256:"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AuditEvent:
-    """One row of ``audit_logs``, as stored (already minimised and masked)."""
+    """One row of ``audit_logs``, as stored (already minimised and masked).
+
+    Not frozen: a frozen dataclass pays ``object.__setattr__`` per field, and this object is
+    built once per audit call on the hot path; nothing mutates it after ``build_event``.
+    """
 
     id: uuid.UUID
     org_id: uuid.UUID
@@ -157,6 +161,27 @@ def minimise_changes(changes: Mapping[str, Any] | None) -> tuple[dict[str, Any] 
     return (old_min or None), (new_min or None)
 
 
+_FLAT = (str, int, bool, type(None))
+_FLAT_LIMIT = 64  # short flat mappings cannot exceed the size cap unless a string is huge
+
+
+def _plain_metadata(metadata: Mapping[str, Any], masker: Masker) -> dict[str, Any] | None:
+    """The common case without a JSON round trip: a short mapping of str keys to plain scalars,
+    none of them sensitive. Returns None when the general path is needed."""
+    if len(metadata) > _FLAT_LIMIT or not metadata:
+        return None
+    sensitive = masker.sensitive
+    total = 0
+    for key, value in metadata.items():
+        if type(key) is not str or type(value) not in _FLAT or key.lower() in sensitive:
+            return None
+        if type(value) is str:
+            total += len(value)
+    if total > MAX_METADATA_BYTES // 4:
+        return None
+    return dict(metadata)
+
+
 def _optional_id(value: object, field: str) -> str | None:
     if value is None:
         return None
@@ -195,7 +220,9 @@ def build_event(
     if metadata is not None:
         if not isinstance(metadata, Mapping):
             raise AuditInputError("must be a mapping", field="metadata")
-        meta = _jsonable(masker.scrub(metadata), "metadata", MAX_METADATA_BYTES) or None
+        meta = _plain_metadata(metadata, masker)
+        if meta is None:
+            meta = _jsonable(masker.scrub(metadata), "metadata", MAX_METADATA_BYTES) or None
     event = AuditEvent(
         id=uuid7(),
         org_id=org,
