@@ -23,8 +23,11 @@ from carelog.db.schema import AuditLog
 
 _TABLE = cast(sa.Table, AuditLog.__table__)
 _T = _TABLE.c
-#: Every column, in table order, under its column name ("metadata", not "metadata_").
-COLUMNS: tuple[str, ...] = tuple(str(c.name) for c in _TABLE.columns)  # plain str for orjson
+#: Bookkeeping of the sealer and streams (the inserting transaction id), not part of an event.
+_INTERNAL = frozenset({"txid"})
+_READ = tuple(c for c in _TABLE.columns if c.name not in _INTERNAL)
+#: Every event column, in table order, under its column name ("metadata", not "metadata_").
+COLUMNS: tuple[str, ...] = tuple(str(c.name) for c in _READ)  # plain str for orjson
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,7 @@ def select_events(
     where = conditions(org_id, filters)
     if cursor is not None:
         where.append(after(cursor))
-    return sa.select(*_TABLE.columns).where(*where).order_by(*NEWEST_FIRST)
+    return sa.select(*_READ).where(*where).order_by(*NEWEST_FIRST)
 
 
 async def get_audit_logs(

@@ -16,6 +16,10 @@ from carelog.cli import (
     codemod,
     db_commands,
     demo,
+    dev_commands,
+    docs_commands,
+    keys_commands,
+    legacy_commands,
     retention_commands,
     up_command,
 )
@@ -34,6 +38,10 @@ audit_commands.app.add_typer(
 )
 app.add_typer(audit_commands.app, name="audit", help="Search, export and report on the audit log.")
 app.add_typer(bench_commands.app, name="bench", help="Benchmarks (ratios against baselines).")
+db_commands.app.command("docs")(docs_commands.docs)
+app.add_typer(legacy_commands.app, name="legacy", help="Migrate data from the Clerk-era design.")
+app.add_typer(dev_commands.app, name="dev", help="Development helpers (refused in production).")
+app.add_typer(keys_commands.app, name="keys", help="Medical-record encryption keys.")
 app.add_typer(demo.app, name="demo", help="Demo organizations, experts and patients.")
 app.add_typer(codemod.app, name="codemod", help="Rewrite old audit API call sites.")
 app.command("up")(up_command.up)

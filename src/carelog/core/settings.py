@@ -62,9 +62,56 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
         "$CARELOG_DATA_DIR/audit-spool",
         "Where audit events are fsync'd while PostgreSQL is unreachable (replayed later).",
     ),
+    "CARELOG_AUDIT_SIGNING_KEYS": (
+        "(development: generated in the data dir)",
+        "Ed25519 keys that sign audit checkpoints, kid:base64seed,...; the first signs, the "
+        "rest are retired keys kept so old checkpoints still verify.",
+    ),
+    "CARELOG_AUDIT_SEAL_INTERVAL": (
+        "5",
+        "Seconds between sealing passes (new audit events -> Merkle leaves + signed checkpoint).",
+    ),
+    "CARELOG_AUDIT_STREAMS": (
+        "(none)",
+        "Comma-separated audit stream destinations: nats://host:port[?stream=&subject=] "
+        "(JetStream) and https:// webhooks; `carelog audit stream run` delivers to them.",
+    ),
+    "CARELOG_AUDIT_STREAM_WEBHOOK_SECRET": (
+        "(unset; required with a webhook)",
+        "HMAC-SHA256 key of the X-Carelog-Signature header on audit stream webhooks.",
+    ),
     "CARELOG_RECORD_KEYS": (
         "(development: generated in the data dir)",
         "Medical-record encryption keys, kid:base64key,...; the first is active.",
+    ),
+    "CARELOG_AUTH_MODE": (
+        "dev (workos when CARELOG_ENV=production)",
+        "How API access tokens are verified: dev (locally signed, refused in production) or "
+        "workos (WorkOS AuthKit access tokens checked against the WorkOS JWKS).",
+    ),
+    "CARELOG_WORKOS_CLIENT_ID": (
+        "(unset)",
+        "WorkOS client id; required in workos mode (names the JWKS and the token issuer).",
+    ),
+    "CARELOG_WORKOS_ISSUER": (
+        "https://api.workos.com/user_management/<client id>",
+        "Expected `iss` of WorkOS access tokens (set it when using a custom auth domain).",
+    ),
+    "CARELOG_DEV_TOKEN_KEY": (
+        "(development: generated in the data dir)",
+        "32 random bytes, base64: HS256 key of development tokens (`carelog dev token`).",
+    ),
+    "STRIPE_WEBHOOK_SECRET": (
+        "(unset: the Stripe webhook answers 500)",
+        "Signing secret (whsec_...) of the Stripe webhook endpoint; verifies every delivery.",
+    ),
+    "STRIPE_SECRET_KEY": (
+        "(unset)",
+        "Stripe API key; the webhook uses it only to find the organization of a dispute.",
+    ),
+    "CARELOG_PRACTITIONER_AGREEMENT_VERSION": (
+        "1.0",
+        "Version of the practitioner agreement recorded when an expert first publishes.",
     ),
     "AUDITLOG_DATABASE_URL": (
         "(must be unset)",

@@ -49,6 +49,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CarelogError)
     async def carelog_error(_: Request, exc: CarelogError) -> JSONResponse:
-        return JSONResponse(
-            status_code=400, content=error_body(exc.message, field=exc.field, hint=exc.hint)
-        )
+        # Domain errors (carelog.platform.errors.ApiError) carry their status and a code.
+        body = error_body(exc.message, field=exc.field, hint=exc.hint)
+        code = getattr(exc, "code", None)
+        if code:
+            body["error"]["code"] = code  # type: ignore[index]
+        return JSONResponse(status_code=getattr(exc, "status_code", 400), content=body)

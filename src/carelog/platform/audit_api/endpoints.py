@@ -1,0 +1,235 @@
+"""The audit trail for an organization's owners and admins: search, export, reports.
+
+Platform glue over ``carelog.audit``: the request's unit of work supplies the session (RLS lets
+only owners and admins of the org read ``audit_logs``; the explicit 403 here says so clearly
+instead of answering with an empty list). Reading the trail is itself recorded
+(AUDIT_LOG_QUERIED, AUDIT_LOG_EXPORTED, COMPLIANCE_REPORT_GENERATED), because who looked at
+whose history is what an auditor asks next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from carelog.audit import log_audit_event
+from carelog.audit.catalog import AuditCatalog, Outcome
+from carelog.audit.errors import AuditInputError
+from carelog.audit.export import ExportFormat, export_audit_logs
+from carelog.audit.filters import DEFAULT_LIMIT, MAX_LIMIT, AuditFilters
+from carelog.audit.query import get_audit_logs
+from carelog.audit.report import access_report, compliance_report
+from carelog.platform.audit_api.schemas import (
+    AccessEntryOut,
+    AccessReportOut,
+    ActorCount,
+    AuditEventOut,
+    AuditEventPage,
+    ComplianceReportOut,
+)
+from carelog.platform.auth.dependencies import AdminUnit, StreamingUnit, ensure_admin
+from carelog.platform.errors import ApiError
+
+router = APIRouter(prefix="/api/audit", tags=["audit"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid access token."},
+    403: {"description": "Not an owner or admin of the organization."},
+    422: {"description": "Invalid filter, date range or cursor."},
+}
+MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "workos": "application/json"}
+MAX_ACCESS_ENTRIES = 10_000
+
+
+def _invalid(exc: AuditInputError) -> ApiError:
+    return ApiError(
+        exc.message, status_code=422, code="INVALID_INPUT", field=exc.field, hint=exc.hint
+    )
+
+
+def audit_filters(
+    start: Annotated[datetime | None, Query(description="Inclusive, timezone-aware.")] = None,
+    end: Annotated[datetime | None, Query(description="Exclusive, timezone-aware.")] = None,
+    action: Annotated[list[str] | None, Query(description="Repeatable.")] = None,
+    resource_type: Annotated[list[str] | None, Query(description="Repeatable.")] = None,
+    resource_id: Annotated[str | None, Query(max_length=256)] = None,
+    actor_id: Annotated[str | None, Query(max_length=256)] = None,
+    data_subject_id: Annotated[str | None, Query(max_length=256)] = None,
+    outcome: Annotated[list[Outcome] | None, Query(description="Repeatable.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> AuditFilters:
+    """Every filter of :class:`AuditFilters` as query parameters (all ANDed)."""
+    try:
+        return AuditFilters(
+            start=start,
+            end=end,
+            actions=tuple(action or ()),
+            resource_types=tuple(resource_type or ()),
+            resource_id=resource_id,
+            actor_id=actor_id,
+            data_subject_id=data_subject_id,
+            outcomes=tuple(outcome or ()),
+            limit=limit,
+        )
+    except AuditInputError as exc:
+        raise _invalid(exc) from None
+
+
+Filters = Annotated[AuditFilters, Depends(audit_filters)]
+
+
+def _catalog(request: Request) -> AuditCatalog:
+    catalog: AuditCatalog = request.app.state.audit.catalog
+    return catalog
+
+
+@router.get("/events", response_model=AuditEventPage, responses=ERRORS, summary="Search")
+async def list_events(
+    unit: AdminUnit,
+    filters: Filters,
+    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor")] = None,
+) -> AuditEventPage:
+    """One page, newest first; pass ``next_cursor`` back (with the same filters) for the next."""
+    try:
+        page = await get_audit_logs(unit.session, unit.identity.org_id, filters, cursor)
+    except AuditInputError as exc:
+        raise _invalid(exc) from None
+    await log_audit_event(
+        "AUDIT_LOG_QUERIED",
+        "compliance",
+        None,
+        None,
+        {"filters": filters.to_json_dict(), "returned": len(page.items), "paged": bool(cursor)},
+    )
+    return AuditEventPage(
+        items=[AuditEventOut.model_validate(r) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/export",
+    responses={**ERRORS, 200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+    response_class=StreamingResponse,
+    summary="Export (streamed)",
+)
+async def export_events(
+    unit: StreamingUnit,
+    filters: Filters,
+    format: Annotated[Literal["jsonl", "csv", "workos"], Query()] = "jsonl",
+    reason: Annotated[str | None, Query(min_length=1, max_length=1000)] = None,
+) -> StreamingResponse:
+    """The whole filtered trail in constant memory; recorded in audit_log_exports and as
+    AUDIT_LOG_EXPORTED. The unit of work stays open until the last byte is sent."""
+    ensure_admin(unit)
+    fmt: ExportFormat = format
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in export_audit_logs(
+            unit.session, unit.identity.org_id, unit.identity.user_id, filters, fmt, reason
+        ):
+            yield chunk
+
+    extension = "json" if fmt == "workos" else fmt
+    return StreamingResponse(
+        body(),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="audit-log.{extension}"'},
+    )
+
+
+@router.get("/report", response_model=ComplianceReportOut, responses=ERRORS, summary="Report")
+async def report(
+    request: Request, unit: AdminUnit, since: datetime, until: datetime
+) -> ComplianceReportOut:
+    """Totals for the period, by category, outcome and day, top actors, PHI and denials."""
+    try:
+        AuditFilters(start=since, end=until)  # same validation as the filters (aware, ordered)
+        result = await compliance_report(
+            unit.session, unit.identity.org_id, since, until, _catalog(request)
+        )
+    except AuditInputError as exc:
+        raise _invalid(exc) from None
+    await log_audit_event(
+        "COMPLIANCE_REPORT_GENERATED",
+        "compliance",
+        None,
+        None,
+        {"kind": "compliance", "since": since.isoformat(), "until": until.isoformat()},
+    )
+    return ComplianceReportOut(
+        org_id=result.org_id,
+        since=result.start,
+        until=result.end,
+        total=result.total,
+        distinct_actors=result.distinct_actors,
+        phi_accesses=result.phi_accesses,
+        phi_subjects=result.phi_subjects,
+        denied=result.denied,
+        failures=result.failures,
+        by_category=result.by_category,
+        by_outcome=result.by_outcome,
+        by_day=result.by_day,
+        top_actors=[ActorCount(actor_id=a, events=n) for a, n in result.top_actors],
+    )
+
+
+@router.get(
+    "/access-report", response_model=AccessReportOut, responses=ERRORS, summary="Access report"
+)
+async def subject_access_report(
+    unit: AdminUnit,
+    subject: Annotated[str, Query(min_length=1, max_length=256, description="Data subject id")],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_ACCESS_ENTRIES)] = 1000,
+) -> AccessReportOut:
+    """Who accessed (or tried to access) this person's data, newest first (HIPAA accounting)."""
+    try:
+        entries = await access_report(
+            unit.session, unit.identity.org_id, subject, since, until, limit=limit + 1
+        )
+    except AuditInputError as exc:
+        raise _invalid(exc) from None
+    await log_audit_event(
+        "COMPLIANCE_REPORT_GENERATED",
+        "compliance",
+        None,
+        None,
+        {"kind": "access", "entries": min(len(entries), limit)},
+        data_subject=subject,
+    )
+    return AccessReportOut(
+        subject=subject,
+        count=min(len(entries), limit),
+        truncated=len(entries) > limit,
+        entries=[AccessEntryOut.model_validate(e) for e in entries[:limit]],
+    )
+
+
+@router.get(
+    "/verify",
+    responses={**ERRORS, 200: {"description": "The verification report (ok, counts, problems)."}},
+    summary="Verify the trail's integrity",
+)
+async def verify(
+    request: Request, unit: AdminUnit, since: datetime | None = None
+) -> dict[str, Any]:
+    """Recompute the org's Merkle tree and check every checkpoint signature and link.
+
+    The integrity modules are imported here, not at module load: a fault in them then fails
+    this one endpoint instead of taking every audit endpoint down with it.
+    """
+    from carelog.audit.integrity.checkpoint import VerifyingKeyring
+    from carelog.audit.integrity.keys import load_signing_keyring
+    from carelog.audit.integrity.verify import verify_org
+
+    keyring: VerifyingKeyring | None = getattr(request.app.state, "audit_verifying_keys", None)
+    if keyring is None:
+        settings = request.app.state.database.settings
+        keyring = load_signing_keyring(settings).verifying_keyring()
+        request.app.state.audit_verifying_keys = keyring
+    report = await verify_org(unit.session, unit.identity.org_id, keyring, since=since)
+    return report.to_json_dict()

@@ -1,0 +1,171 @@
+"""FastAPI dependencies: a verified identity and ONE unit of work per request.
+
+Why the membership check lives inside the request's unit of work: the token says who the caller
+claims to be and for which organization; ``user_org_memberships`` says whether that is still
+true (a suspended member keeps a valid token until it expires). Checking it in the same
+transaction as the request's work means there is no window between "checked" and "used", and
+the same ``app.user_id``/``app.org_id`` that RLS enforces is the identity the code reasons about.
+
+The unit is entered before the endpoint runs and left after it returns but before the response
+is sent (``scope="function"``): it commits on a normal return, rolls back on any error, and a
+failed commit is still reported to the client. Services never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carelog.audit.context import bind_actor
+from carelog.db.schema import Organization, UserOrgMembership
+from carelog.db.session import Scopes
+from carelog.platform.auth.tokens import (
+    SESSION_COOKIE,
+    TokenClaims,
+    TokenError,
+    TokenVerifier,
+    token_from_request,
+    verifier_from_settings,
+)
+from carelog.platform.errors import ApiError
+
+ADMIN_ROLES = frozenset({"owner", "admin"})
+# Used only to find which organization a WorkOS org id names: the membership policy keys on
+# the user alone, so no organization context is needed (or granted) for that lookup.
+_NO_ORG = uuid.UUID(int=0)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A verified caller: the token's user, the organization, the role from the database."""
+
+    user_id: str
+    org_id: uuid.UUID
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ADMIN_ROLES
+
+
+@dataclass(frozen=True)
+class RequestUnit:
+    """The request's transaction (RLS context set) and who it runs for."""
+
+    session: AsyncSession
+    identity: Identity
+    scopes: Scopes
+
+
+def _unauthorized(message: str, hint: str | None = None) -> ApiError:
+    return ApiError(message, status_code=401, code="UNAUTHENTICATED", hint=hint)
+
+
+def _forbidden(message: str, hint: str | None = None) -> ApiError:
+    return ApiError(message, status_code=403, code="FORBIDDEN", hint=hint)
+
+
+def token_verifier(request: Request) -> TokenVerifier:
+    """The app's verifier (tests install one on ``app.state``; else built from settings)."""
+    verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
+    if verifier is None:
+        verifier = verifier_from_settings(request.app.state.database.settings)
+        request.app.state.token_verifier = verifier
+    return verifier
+
+
+async def verified_claims(request: Request) -> TokenClaims:
+    """The claims of a valid token from the bearer header or the session cookie, else 401."""
+    token = token_from_request(
+        request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE)
+    )
+    if token is None:
+        raise _unauthorized(
+            "authentication required",
+            hint="send Authorization: Bearer <access token> (dev: `carelog dev token`)",
+        )
+    try:
+        return token_verifier(request).verify(token)
+    except TokenError as exc:
+        raise _unauthorized(exc.message, exc.hint) from None
+
+
+async def _resolve_org(scopes: Scopes, claims: TokenClaims) -> uuid.UUID:
+    """Our org UUID for the token's organization (a UUID already, or a WorkOS org id)."""
+    try:
+        return uuid.UUID(claims.org)
+    except ValueError:
+        pass
+    async with scopes.org_scope(claims.user_id, _NO_ORG) as session:
+        # RLS shows only organizations the user is an active member of.
+        found = await session.scalar(
+            sa.select(Organization.id).where(Organization.workos_org_id == claims.org)
+        )
+    if found is None:
+        raise _forbidden("you are not a member of this organization")
+    return found
+
+
+async def request_unit(
+    request: Request, claims: Annotated[TokenClaims, Depends(verified_claims)]
+) -> AsyncIterator[RequestUnit]:
+    """Open the request's org-scoped unit, check the membership in it, bind the audit actor."""
+    scopes: Scopes = request.app.state.scopes
+    org_id = await _resolve_org(scopes, claims)
+    async with scopes.org_scope(claims.user_id, org_id) as session:
+        membership = (
+            await session.execute(
+                sa.select(UserOrgMembership.role, UserOrgMembership.status).where(
+                    UserOrgMembership.workos_user_id == claims.user_id,
+                    UserOrgMembership.org_id == org_id,
+                )
+            )
+        ).one_or_none()
+        if membership is None:
+            raise _forbidden("you are not a member of this organization")
+        if membership.status != "active":
+            raise _forbidden(
+                f"your membership is {membership.status}",
+                hint="ask an owner of the organization to reactivate it",
+            )
+        bind_actor(claims.user_id, org_id)
+        identity = Identity(claims.user_id, org_id, membership.role)
+        request.state.identity = identity
+        yield RequestUnit(session, identity, scopes)
+
+
+#: Alias kept for readers who look for the "db unit" of a request.
+db_unit = request_unit
+
+Unit = Annotated[RequestUnit, Depends(request_unit, scope="function")]
+#: The same unit held open until the response has been sent (streaming responses).
+StreamingUnit = Annotated[RequestUnit, Depends(request_unit, scope="request")]
+
+
+async def current_identity(unit: Unit) -> Identity:
+    """The verified caller (401 without a valid token, 403 without an active membership)."""
+    return unit.identity
+
+
+def ensure_admin(unit: RequestUnit) -> RequestUnit:
+    if not unit.identity.is_admin:
+        raise _forbidden(
+            "only owners and admins of the organization may do this",
+            hint=f"your role is {unit.identity.role}",
+        )
+    return unit
+
+
+async def require_org_admin(unit: Unit) -> RequestUnit:
+    """The request's unit, for owners and admins only (403 otherwise)."""
+    return ensure_admin(unit)
+
+
+CurrentIdentity = Annotated[Identity, Depends(current_identity)]
+AdminUnit = Annotated[RequestUnit, Depends(require_org_admin)]

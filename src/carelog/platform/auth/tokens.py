@@ -1,0 +1,255 @@
+"""Access tokens: WorkOS AuthKit in production, a locally signed token everywhere else.
+
+Why two verifiers and not one with a switch inside: the production verifier must not even be
+able to accept a development token. WorkOS tokens are RS256 and verified only with keys from
+the WorkOS JWKS; development tokens are HS256 with a local key, have their own issuer, and the
+development verifier refuses to exist when ``CARELOG_ENV=production``. Both produce the same
+claims (user id, organization, role); which organizations a user really belongs to is then
+decided by ``user_org_memberships`` (see ``dependencies.py``), never by the token alone.
+
+No network in tests: :class:`WorkOSTokenVerifier` takes any ``PyJWKClient``, so tests hand it a
+subclass that serves a locally generated key set.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+import jwt
+
+from carelog.core.errors import CarelogError, ConfigurationError
+from carelog.core.secrets import load_secret
+from carelog.core.settings import Settings
+
+AuthMode = Literal["dev", "workos"]
+MODE_VARIABLE = "CARELOG_AUTH_MODE"
+CLIENT_ID_VARIABLE = "CARELOG_WORKOS_CLIENT_ID"
+ISSUER_VARIABLE = "CARELOG_WORKOS_ISSUER"
+DEV_KEY_VARIABLE = "CARELOG_DEV_TOKEN_KEY"
+DEV_KEY_FILE = "dev-token-key"
+DEV_ISSUER = "carelog-dev"
+DEV_AUDIENCE = "carelog"
+SESSION_COOKIE = "wos-session"
+WORKOS_API = "https://api.workos.com"
+DEV_ROLES: tuple[str, ...] = ("owner", "admin", "member")
+MAX_DEV_TTL = 7 * 24 * 3600
+LEEWAY_SECONDS = 30  # clock skew between WorkOS (or the CLI) and us
+_REQUIRED = ("exp", "iat", "sub")
+
+
+class TokenError(CarelogError):
+    """A token that proves nothing; the message is safe to show (never the token itself)."""
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a verified token asserts. ``org`` is our org UUID or a WorkOS org id (``org_…``)."""
+
+    user_id: str
+    org: str
+    role: str | None
+    expires_at: datetime
+    session_id: str | None = None
+
+
+class TokenVerifier(Protocol):
+    mode: AuthMode
+
+    def verify(self, token: str) -> TokenClaims: ...
+
+
+def _claims(payload: Mapping[str, Any]) -> TokenClaims:
+    sub, org = payload.get("sub"), payload.get("org_id")
+    if not isinstance(sub, str) or not sub.strip() or sub.startswith("system:"):
+        raise TokenError("the token names no user", field="sub")
+    if not isinstance(org, str) or not org.strip():
+        raise TokenError(
+            "the token names no organization",
+            field="org_id",
+            hint="sign in to an organization (WorkOS: switch to an organization first)",
+        )
+    role = payload.get("role")
+    sid = payload.get("sid")
+    return TokenClaims(
+        user_id=sub,
+        org=org,
+        role=role if isinstance(role, str) else None,
+        expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=UTC),
+        session_id=sid if isinstance(sid, str) else None,
+    )
+
+
+def _decode_error(exc: jwt.PyJWTError) -> TokenError:
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return TokenError("the token has expired", hint="sign in again or issue a new token")
+    if isinstance(exc, jwt.InvalidIssuerError | jwt.InvalidAudienceError):
+        return TokenError("the token was issued for another service")
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return TokenError(f"the token lacks the {exc.claim!r} claim")
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return TokenError("the token signature is invalid")
+    return TokenError("the token is malformed or not signed by a trusted key")
+
+
+# --------------------------------------------------------------------------- development
+
+
+class DevTokenSigner:
+    """HS256 tokens for development and tests, with the claims WorkOS puts in its tokens."""
+
+    mode: AuthMode = "dev"
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ConfigurationError("the development token key must be 32 bytes or more")
+        self._key = key
+
+    def issue(
+        self,
+        user_id: str,
+        org_id: uuid.UUID | str,
+        *,
+        role: str = "member",
+        ttl: int = 3600,
+        now: float | None = None,
+    ) -> str:
+        if role not in DEV_ROLES:
+            raise CarelogError(f"unknown role {role!r}", field="role", hint="owner|admin|member")
+        if not 1 <= ttl <= MAX_DEV_TTL:
+            raise CarelogError(f"ttl {ttl} is out of range", field="ttl", hint=f"1..{MAX_DEV_TTL}")
+        issued = int(time.time() if now is None else now)
+        payload = {
+            "iss": DEV_ISSUER,
+            "aud": DEV_AUDIENCE,
+            "sub": user_id,
+            "org_id": str(org_id),
+            "role": role,
+            "sid": f"dev_{uuid.uuid4().hex}",
+            "iat": issued,
+            "exp": issued + ttl,
+        }
+        return jwt.encode(payload, self._key, algorithm="HS256")
+
+    def verify(self, token: str) -> TokenClaims:
+        try:
+            payload = jwt.decode(
+                token,
+                self._key,
+                algorithms=["HS256"],
+                issuer=DEV_ISSUER,
+                audience=DEV_AUDIENCE,
+                leeway=LEEWAY_SECONDS,
+                options={"require": [*_REQUIRED, "iss", "aud"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise _decode_error(exc) from None
+        return _claims(payload)
+
+
+# --------------------------------------------------------------------------- WorkOS
+
+
+def workos_jwks_url(client_id: str) -> str:
+    """The JWKS URL as the official SDK builds it (no network: it only formats the URL)."""
+    try:
+        from workos import WorkOSClient
+
+        client = WorkOSClient(client_id=client_id)
+        return str(client.user_management.get_jwks_url(client_id))
+    except Exception:  # an SDK without the helper: the documented URL shape
+        return f"{WORKOS_API}/sso/jwks/{client_id}"
+
+
+class WorkOSTokenVerifier:
+    """RS256 AuthKit access tokens, keys from the WorkOS JWKS (fetched once, then cached)."""
+
+    mode: AuthMode = "workos"
+
+    def __init__(
+        self,
+        client_id: str,
+        *,
+        jwks_client: jwt.PyJWKClient | None = None,
+        issuer: str | Sequence[str] | None = None,
+    ) -> None:
+        if not client_id:
+            raise ConfigurationError(
+                "workos mode needs a WorkOS client id", field=CLIENT_ID_VARIABLE
+            )
+        self.client_id = client_id
+        self.issuer = issuer or f"{WORKOS_API}/user_management/{client_id}"
+        self.jwks = jwks_client or jwt.PyJWKClient(
+            workos_jwks_url(client_id), cache_keys=True, lifespan=3600, timeout=5
+        )
+
+    def verify(self, token: str) -> TokenClaims:
+        try:
+            key = self.jwks.get_signing_key_from_jwt(token)
+            payload = jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": [*_REQUIRED, "iss"], "verify_aud": False},
+            )
+        except jwt.PyJWKClientError:
+            raise TokenError("the token is not signed by a WorkOS key") from None
+        except jwt.PyJWTError as exc:
+            raise _decode_error(exc) from None
+        return _claims(payload)
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def auth_mode(settings: Settings, environ: Mapping[str, str] | None = None) -> AuthMode:
+    env = os.environ if environ is None else environ
+    mode = env.get(MODE_VARIABLE) or ("workos" if settings.production else "dev")
+    if mode not in ("dev", "workos"):
+        raise ConfigurationError(
+            f"unknown auth mode {mode!r}", field=MODE_VARIABLE, hint="dev|workos"
+        )
+    if mode == "dev" and settings.production:
+        raise ConfigurationError(
+            "development tokens are refused in production",
+            field=MODE_VARIABLE,
+            hint="use CARELOG_AUTH_MODE=workos with CARELOG_WORKOS_CLIENT_ID",
+        )
+    return "dev" if mode == "dev" else "workos"
+
+
+def dev_signer(settings: Settings, environ: Mapping[str, str] | None = None) -> DevTokenSigner:
+    """The development signer; refused in production whatever the mode variable says."""
+    if settings.production:
+        raise ConfigurationError(
+            "development tokens are refused in production", field="CARELOG_ENV"
+        )
+    return DevTokenSigner(load_secret(settings, DEV_KEY_VARIABLE, DEV_KEY_FILE, environ))
+
+
+def verifier_from_settings(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> TokenVerifier:
+    env = os.environ if environ is None else environ
+    if auth_mode(settings, env) == "dev":
+        return dev_signer(settings, env)
+    return WorkOSTokenVerifier(
+        env.get(CLIENT_ID_VARIABLE, ""), issuer=env.get(ISSUER_VARIABLE) or None
+    )
+
+
+def token_from_request(authorization: str | None, cookie: str | None) -> str | None:
+    """``Authorization: Bearer <token>`` first, else the ``wos-session`` cookie's token."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    return cookie.strip() if cookie and cookie.strip() else None

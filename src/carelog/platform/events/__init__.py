@@ -1,0 +1,1 @@
+"""Event types: the bookable services an expert offers (owner-only writes)."""

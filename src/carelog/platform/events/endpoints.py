@@ -1,0 +1,40 @@
+"""HTTP surface of event types: only the owning expert, in their organization."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+
+from carelog.platform.auth import Unit
+from carelog.platform.events import service
+from carelog.platform.events.schemas import EventIn, EventOrderIn, EventOut, EventPatch
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+
+
+@router.post("", status_code=201, summary="Create an event type")
+async def post_event(body: EventIn, unit: Unit) -> EventOut:
+    return await service.create_event(
+        unit.session, unit.identity.org_id, unit.identity.user_id, body
+    )
+
+
+@router.put("/order", summary="Reorder my event types")
+async def put_order(body: EventOrderIn, unit: Unit) -> list[EventOut]:
+    return await service.reorder_events(
+        unit.session, unit.identity.org_id, unit.identity.user_id, body
+    )
+
+
+@router.patch("/{event_id}", summary="Change an event type")
+async def patch_event(event_id: uuid.UUID, body: EventPatch, unit: Unit) -> EventOut:
+    return await service.update_event(
+        unit.session, unit.identity.org_id, unit.identity.user_id, event_id, body
+    )
+
+
+@router.delete("/{event_id}", status_code=204, summary="Delete an event type without meetings")
+async def delete_event(event_id: uuid.UUID, unit: Unit) -> Response:
+    await service.delete_event(unit.session, unit.identity.org_id, unit.identity.user_id, event_id)
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""The expert's public profile, its publication and the practitioner agreement."""

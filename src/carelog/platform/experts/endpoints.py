@@ -1,0 +1,29 @@
+"""HTTP surface of the expert profile: the signed-in expert's own profile only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from carelog.platform.auth import Unit
+from carelog.platform.experts import service
+from carelog.platform.experts.schemas import ProfileIn, ProfileOut
+
+router = APIRouter(prefix="/api/expert-profile", tags=["expert profile"])
+
+
+@router.put("", summary="Create or replace my expert profile")
+async def put_profile(body: ProfileIn, unit: Unit) -> ProfileOut:
+    me = unit.identity
+    return await service.save_profile(unit.session, me.org_id, me.user_id, body)
+
+
+@router.post("/publish", summary="Publish my profile (first time: accept the agreement)")
+async def publish(unit: Unit) -> ProfileOut:
+    me = unit.identity
+    return await service.set_published(unit.session, me.org_id, me.user_id, publish=True)
+
+
+@router.post("/unpublish", summary="Hide my profile from the public catalogue")
+async def unpublish(unit: Unit) -> ProfileOut:
+    me = unit.identity
+    return await service.set_published(unit.session, me.org_id, me.user_id, publish=False)

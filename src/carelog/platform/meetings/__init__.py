@@ -1,0 +1,1 @@
+"""Booked appointments: public booking of free events, paid ones from the checkout webhook."""

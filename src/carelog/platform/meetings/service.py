@@ -1,0 +1,380 @@
+"""Booking and cancelling meetings. Services never commit.
+
+Why booking is safe under concurrency, in two layers:
+
+1. The expert's ``schedules`` row is locked with ``SELECT ... FOR UPDATE`` before the slot is
+   checked. Bookings of one expert therefore run one after the other: the second transaction
+   waits, then (READ COMMITTED: each statement takes a fresh snapshot) sees the first one's
+   meeting in its overlap check. That is what stops *overlapping but not equal* slots, which
+   no unique index can express. Bookings of different experts never wait for each other.
+2. The partial unique index ``uq_meetings_active_slot`` on (org_id, workos_user_id,
+   start_time) of active meetings is the last word for *equal* slots, whatever path inserted
+   them (a paid checkout, a future job): the unique violation becomes 409 SLOT_ALREADY_BOOKED.
+
+Public booking is anonymous, so it runs as ``system:public-booking`` inside the event's own
+organization (RLS keeps it there); the meetings table accepts inserts from the system role
+only, and the insert never takes a payment status from the client.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carelog.audit import log_audit_event
+from carelog.db.session import Scopes
+from carelog.platform.auth import Identity
+from carelog.platform.common import system_audit
+from carelog.platform.errors import ApiError, conflict, forbidden, not_found
+from carelog.platform.meetings.schemas import BookingIn, MeetingOut
+from carelog.platform.meetings.slots import Rules, SlotRefusedError, check_slot
+
+PUBLIC_BOOKING_ACTOR = "system:public-booking"
+SLOT_INDEX = "uq_meetings_active_slot"
+_RETURNING = "id, event_id, start_time, end_time, timezone, status, stripe_payment_status"
+
+
+def slot_taken() -> ApiError:
+    return conflict(
+        "this slot has just been booked by someone else",
+        "SLOT_ALREADY_BOOKED",
+        field="start_time",
+        hint="pick another slot",
+    )
+
+
+def is_slot_violation(exc: IntegrityError) -> bool:
+    return SLOT_INDEX in str(exc.orig)
+
+
+@dataclass(frozen=True)
+class PaidBooking:
+    """What the checkout webhook knows (from Stripe, verified by the signature)."""
+
+    event_id: uuid.UUID
+    expert_id: str
+    guest_email: str
+    guest_name: str
+    guest_notes: str | None
+    start_time: dt.datetime
+    timezone: str
+    session_id: str
+    payment_intent_id: str | None
+    payment_status: str
+    amount: int | None
+    application_fee: int | None
+    guest_workos_user_id: str | None = None
+    guest_org_id: uuid.UUID | None = None
+
+
+async def _lock_rules(session: AsyncSession, org_id: uuid.UUID, expert: str) -> Rules | None:
+    """Lock the expert's schedule row (serialises their bookings) and read the rules."""
+    schedule = (
+        await session.execute(
+            sa.text(
+                "select id, timezone from schedules where org_id = :o and workos_user_id = :u"
+                " for update"
+            ),
+            {"o": org_id, "u": expert},
+        )
+    ).first()
+    if schedule is None:
+        return None
+    windows = await session.execute(
+        sa.text(
+            "select day_of_week::text as d, start_time, end_time from schedule_availabilities"
+            " where org_id = :o and schedule_id = :s"
+        ),
+        {"o": org_id, "s": schedule.id},
+    )
+    settings = (
+        await session.execute(
+            sa.text(
+                "select before_event_buffer, after_event_buffer, minimum_notice,"
+                " time_slot_interval, booking_window_days from scheduling_settings"
+                " where org_id = :o and workos_user_id = :u"
+            ),
+            {"o": org_id, "u": expert},
+        )
+    ).first()
+    extra: dict[str, int] = {}
+    if settings is not None:
+        extra = {
+            "before_buffer": settings.before_event_buffer,
+            "after_buffer": settings.after_event_buffer,
+            "minimum_notice": settings.minimum_notice,
+            "slot_interval": settings.time_slot_interval,
+            "booking_window_days": settings.booking_window_days,
+        }
+    return Rules(
+        timezone=schedule.timezone,
+        windows=[(w.d, w.start_time, w.end_time) for w in windows],
+        **extra,
+    )
+
+
+async def _check_against_bookings(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    expert: str,
+    rules: Rules,
+    start: dt.datetime,
+    end: dt.datetime,
+    guest_email: str,
+) -> None:
+    blocked = await session.execute(
+        sa.text(
+            "select date, timezone from blocked_dates where org_id = :o and workos_user_id = :u"
+        ),
+        {"o": org_id, "u": expert},
+    )
+    booked = await session.execute(
+        sa.text(
+            "select start_time, end_time from meetings where org_id = :o and workos_user_id = :u"
+            " and status = 'booked' and stripe_payment_status not in ('failed', 'refunded')"
+            " and start_time < :hi and end_time > :lo"
+        ),
+        {
+            "o": org_id,
+            "u": expert,
+            "lo": start - dt.timedelta(days=1),
+            "hi": end + dt.timedelta(days=1),
+        },
+    )
+    now = dt.datetime.now(dt.UTC)
+    try:
+        check_slot(
+            rules, start, end, now, [(r[0], r[1]) for r in blocked], [(r[0], r[1]) for r in booked]
+        )
+    except SlotRefusedError as refused:
+        if refused.taken:
+            raise slot_taken() from None
+        raise ApiError(
+            refused.reason, status_code=422, code="INVALID_TIME_SLOT", field="start_time"
+        ) from None
+    held = await session.scalar(
+        sa.text(
+            "select exists(select 1 from slot_reservations where org_id = :o"
+            " and workos_user_id = :u and expires_at > now() and start_time < :e"
+            " and end_time > :s and guest_email <> :g)"
+        ),
+        {"o": org_id, "u": expert, "s": start, "e": end, "g": guest_email},
+    )
+    if held:
+        raise conflict(
+            "this slot is held for another guest during checkout",
+            "SLOT_TEMPORARILY_RESERVED",
+            field="start_time",
+        )
+
+
+async def _insert(session: AsyncSession, values: dict[str, Any]) -> MeetingOut:
+    cols = ", ".join(values)
+    params = ", ".join(f":{k}" for k in values)
+    async with session.begin_nested():
+        row = (
+            await session.execute(
+                sa.text(f"insert into meetings ({cols}) values ({params}) returning {_RETURNING}"),
+                values,
+            )
+        ).one()
+    return MeetingOut.model_validate(dict(row._mapping))
+
+
+async def _audit_created(meeting: MeetingOut, guest: str | None, channel: str, **meta: Any) -> None:
+    # Ids, times and states only: the guest's name, e-mail and notes never enter the log.
+    await log_audit_event(
+        "APPOINTMENT_CREATED",
+        "appointment",
+        meeting.id,
+        {"new_values": meeting.model_dump(mode="json", exclude={"id"})},
+        {"event_id": str(meeting.event_id), "channel": channel, **meta},
+        data_subject=guest,
+    )
+
+
+async def book_free(scopes: Scopes, data: BookingIn) -> MeetingOut:
+    """Public booking of a free event (paid events go through Stripe checkout)."""
+    async with scopes.public_scope() as public:
+        event = (
+            await public.execute(
+                sa.text(
+                    "select org_id, workos_user_id, duration_in_minutes, price from events"
+                    " where id = :i and is_active"
+                ),
+                {"i": data.event_id},
+            )
+        ).first()
+    if event is None:
+        raise not_found("event", field="event_id")
+    if event.price > 0:
+        raise conflict(
+            "this event is paid and is booked through checkout",
+            "PAYMENT_REQUIRED",
+            field="event_id",
+            hint="start a Stripe checkout for it instead",
+        )
+    start = data.start_time.astimezone(dt.UTC)
+    end = start + dt.timedelta(minutes=event.duration_in_minutes)
+    try:
+        with system_audit(PUBLIC_BOOKING_ACTOR, event.org_id):
+            async with scopes.system_scope(PUBLIC_BOOKING_ACTOR, event.org_id) as session:
+                rules = await _lock_rules(session, event.org_id, event.workos_user_id)
+                if rules is None:
+                    raise ApiError(
+                        "the expert has no schedule yet",
+                        status_code=422,
+                        code="INVALID_TIME_SLOT",
+                        field="start_time",
+                    )
+                await _check_against_bookings(
+                    session,
+                    event.org_id,
+                    event.workos_user_id,
+                    rules,
+                    start,
+                    end,
+                    data.guest_email,
+                )
+                meeting = await _insert(
+                    session,
+                    {
+                        "org_id": event.org_id,
+                        "event_id": data.event_id,
+                        "workos_user_id": event.workos_user_id,
+                        "guest_email": data.guest_email,
+                        "guest_name": data.guest_name,
+                        "guest_notes": data.guest_notes,
+                        "start_time": start,
+                        "end_time": end,
+                        "timezone": data.timezone,
+                        # Free: nothing to pay, decided here and never by the client.
+                        "stripe_payment_status": "succeeded",
+                        "stripe_amount": 0,
+                    },
+                )
+                await _audit_created(meeting, None, "public_booking")
+                return meeting
+    except IntegrityError as exc:
+        if is_slot_violation(exc):
+            raise slot_taken() from None
+        raise
+
+
+async def create_paid(session: AsyncSession, org_id: uuid.UUID, booking: PaidBooking) -> MeetingOut:
+    """The meeting of a completed checkout (called by the Stripe webhook, inside its unit).
+
+    Idempotent on the checkout session. The slot was validated when the checkout started and
+    the guest has paid, so only the database constraint can refuse it now (409 to the caller,
+    which decides what to do with the payment).
+    """
+    existing = (
+        await session.execute(
+            sa.text(
+                f"select {_RETURNING} from meetings where org_id = :o and stripe_session_id = :s"
+            ),
+            {"o": org_id, "s": booking.session_id},
+        )
+    ).first()
+    if existing is not None:
+        return MeetingOut.model_validate(dict(existing._mapping))
+    event = (
+        await session.execute(
+            sa.text(
+                "select duration_in_minutes from events where org_id = :o and id = :i"
+                " and workos_user_id = :u"
+            ),
+            {"o": org_id, "i": booking.event_id, "u": booking.expert_id},
+        )
+    ).first()
+    if event is None:
+        raise not_found("event", field="event_id")
+    await _lock_rules(session, org_id, booking.expert_id)
+    start = booking.start_time.astimezone(dt.UTC)
+    try:
+        meeting = await _insert(
+            session,
+            {
+                "org_id": org_id,
+                "event_id": booking.event_id,
+                "workos_user_id": booking.expert_id,
+                "guest_workos_user_id": booking.guest_workos_user_id,
+                "guest_org_id": booking.guest_org_id,
+                "guest_email": booking.guest_email,
+                "guest_name": booking.guest_name,
+                "guest_notes": booking.guest_notes,
+                "start_time": start,
+                "end_time": start + dt.timedelta(minutes=event.duration_in_minutes),
+                "timezone": booking.timezone,
+                "stripe_session_id": booking.session_id,
+                "stripe_payment_intent_id": booking.payment_intent_id,
+                "stripe_payment_status": booking.payment_status,
+                "stripe_amount": booking.amount,
+                "stripe_application_fee_amount": booking.application_fee,
+            },
+        )
+    except IntegrityError as exc:
+        if is_slot_violation(exc):
+            raise slot_taken() from None
+        raise
+    await session.execute(
+        sa.text(
+            "delete from slot_reservations where org_id = :o and (stripe_session_id = :s"
+            " or stripe_payment_intent_id = :p)"
+        ),
+        {"o": org_id, "s": booking.session_id, "p": booking.payment_intent_id},
+    )
+    await _audit_created(
+        meeting, booking.guest_workos_user_id, "checkout", stripe_session_id=booking.session_id
+    )
+    return meeting
+
+
+async def cancel(session: AsyncSession, me: Identity, meeting_id: uuid.UUID) -> MeetingOut:
+    """Host or guest cancels (RLS lets only them update; admins see but cannot cancel)."""
+    row = (
+        await session.execute(
+            sa.text(
+                "select id, org_id, workos_user_id, guest_workos_user_id, guest_org_id, event_id,"
+                " status from meetings where id = :i"
+            ),
+            {"i": meeting_id},
+        )
+    ).first()
+    if row is None:
+        raise not_found("meeting")
+    host = row.workos_user_id == me.user_id and row.org_id == me.org_id
+    guest = row.guest_workos_user_id == me.user_id and row.guest_org_id == me.org_id
+    if not (host or guest):
+        raise forbidden("only the expert or the guest of this meeting can cancel it")
+    updated = (
+        await session.execute(
+            sa.text(
+                "update meetings set status = 'cancelled', cancelled_at = now()"
+                f" where id = :i and status = 'booked' returning {_RETURNING}"
+            ),
+            {"i": meeting_id},
+        )
+    ).first()
+    if updated is None:
+        raise conflict(f"this meeting is {row.status}, not booked", "MEETING_NOT_BOOKED")
+    meeting = MeetingOut.model_validate(dict(updated._mapping))
+    await log_audit_event(
+        "APPOINTMENT_CANCELLED",
+        "appointment",
+        meeting.id,
+        {"old_values": {"status": row.status}, "new_values": {"status": "cancelled"}},
+        {
+            "event_id": str(row.event_id),
+            "cancelled_by": "host" if host else "guest",
+            "meeting_org_id": str(row.org_id),
+        },
+        data_subject=row.guest_workos_user_id,
+    )
+    return meeting

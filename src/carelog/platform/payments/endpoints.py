@@ -1,0 +1,69 @@
+"""``POST /api/webhooks/stripe``: verify the signature, then handle the event exactly once.
+
+The signature is checked with the official SDK (``stripe.Webhook.construct_event``: HMAC-SHA256
+over ``<timestamp>.<raw body>``, constant-time compare, 5-minute tolerance against replays)
+against ``STRIPE_WEBHOOK_SECRET``. A missing or bad signature is a 400 and a security event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Annotated, Literal
+
+import stripe
+from fastapi import APIRouter, Depends, Request
+
+from carelog.db.session import Scopes
+from carelog.platform.common import get_scopes
+from carelog.platform.errors import ApiError
+from carelog.platform.payments import service
+from carelog.platform.payments.orgs import PaymentIntentLookup, get_payment_intent_lookup
+from carelog.platform.payments.schemas import WebhookAck
+
+SECRET_VARIABLE = "STRIPE_WEBHOOK_SECRET"  # noqa: S105 - a variable name
+router = APIRouter(tags=["payments"])
+log = logging.getLogger("carelog.payments")
+
+
+@router.post(
+    "/api/webhooks/stripe",
+    summary="Stripe webhook (signed by Stripe; no user authentication)",
+    responses={
+        400: {"description": "missing or invalid signature"},
+        500: {"description": "handling failed; Stripe retries"},
+    },
+)
+async def stripe_webhook(
+    request: Request,
+    scopes: Annotated[Scopes, Depends(get_scopes)],
+    lookup: Annotated[PaymentIntentLookup, Depends(get_payment_intent_lookup)],
+) -> WebhookAck:
+    secret = os.environ.get(SECRET_VARIABLE)
+    if not secret:
+        log.error("stripe webhook called but %s is not set", SECRET_VARIABLE)
+        raise ApiError(
+            "the Stripe webhook is not configured",
+            status_code=500,
+            code="WEBHOOK_NOT_CONFIGURED",
+            hint=f"set {SECRET_VARIABLE}",
+        )
+    payload = await request.body()
+    signature = request.headers.get("stripe-signature")
+    reason: Literal["missing", "invalid"] | None = None if signature else "missing"
+    if signature:
+        try:
+            stripe.Webhook.construct_event(payload, signature, secret)
+        except (ValueError, stripe.SignatureVerificationError):
+            reason = "invalid"
+    if reason is not None:
+        await service.audit_invalid_signature(scopes, payload, reason)
+        raise ApiError(
+            f"{reason} Stripe signature",
+            status_code=400,
+            code="WEBHOOK_SIGNATURE_INVALID",
+            field="Stripe-Signature",
+        )
+    status = await service.process(scopes, json.loads(payload), lookup)
+    return WebhookAck(status=status)

@@ -1,0 +1,162 @@
+"""Processing one verified Stripe event exactly once, and auditing forged ones.
+
+Idempotency: the claim (``stripe_webhook_events``), the handler's changes, its audit rows and
+the final ``processed`` mark are ONE transaction. A redelivery finds the event processed and
+changes and logs nothing; a concurrent duplicate blocks on the primary key until the first
+commits, then does the same. If the handler fails, everything rolls back, the event is recorded
+as ``failed`` (attempts, error class) in a separate transaction and the webhook answers 500, so
+Stripe delivers it again and the retry runs the handler from scratch. The reference
+acknowledged failures with 200, so Stripe never retried them.
+
+Invalid signatures: which organization should the WEBHOOK_SIGNATURE_INVALID event go to? None
+is known for sure, since nothing in the body can be trusted. We record it in an organization
+only when the unverified body names one (``metadata.org_id``) AND that organization really has
+a meeting with the payment intent the body names: then the forgery targets that tenant's data
+and its admins should see it. Otherwise there is no tenant to tell (a scan, a misconfigured
+secret), so it is a structured warning log line instead; inventing a "platform" organization
+would put rows no tenant can read into a tenant-scoped table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from carelog.audit import log_audit_event
+from carelog.db.session import Scopes
+from carelog.platform.common import system_audit
+from carelog.platform.errors import ApiError
+from carelog.platform.payments.handlers import HANDLERS, NotYetKnownError
+from carelog.platform.payments.orgs import (
+    PaymentIntentLookup,
+    org_in_metadata,
+    payment_intent_of,
+    resolve_org,
+)
+
+ACTOR = "system:stripe-webhook"
+log = logging.getLogger("carelog.payments")
+
+_CLAIM = sa.text(
+    "insert into stripe_webhook_events (stripe_event_id, event_type, org_id, status)"
+    " values (:id, :type, :org, 'processing')"
+    " on conflict (stripe_event_id) do update set status = 'processing',"
+    " attempts = stripe_webhook_events.attempts + 1, last_error = null"
+    " where stripe_webhook_events.status = 'failed'"
+    " returning stripe_event_id"
+)
+_DONE = sa.text(
+    "update stripe_webhook_events set status = 'processed', processed_at = now()"
+    " where stripe_event_id = :id"
+)
+_FAILED = sa.text(
+    "insert into stripe_webhook_events (stripe_event_id, event_type, org_id, status, last_error)"
+    " values (:id, :type, :org, 'failed', :error)"
+    " on conflict (stripe_event_id) do update set status = 'failed',"
+    " attempts = stripe_webhook_events.attempts + 1, last_error = excluded.last_error"
+    " where stripe_webhook_events.status <> 'processed'"
+)
+
+
+async def process(scopes: Scopes, event: Mapping[str, Any], lookup: PaymentIntentLookup) -> str:
+    """Handle a verified event; returns processed, duplicate or ignored (raises on failure)."""
+    event_id, event_type = str(event["id"]), str(event["type"])
+    handler = HANDLERS.get(event_type)
+    if handler is None:
+        return "ignored"
+    obj: Mapping[str, Any] = event["data"]["object"]
+    org = await resolve_org(obj, lookup)
+    if org is None:
+        log.warning(
+            "stripe event names no carelog organization; ignored",
+            extra={"stripe_event": event_id, "event_type": event_type},
+        )
+        return "ignored"
+    try:
+        with system_audit(ACTOR, org):
+            async with scopes.system_scope(ACTOR, org) as session:
+                claimed = await session.scalar(
+                    _CLAIM, {"id": event_id, "type": event_type, "org": org}
+                )
+                if claimed is None:
+                    return "duplicate"
+                await handler(session, org, obj)
+                await session.execute(_DONE, {"id": event_id})
+    except Exception as exc:
+        await _record_failure(scopes, org, event_id, event_type, exc)
+        raise ApiError(
+            "the event could not be handled; Stripe will deliver it again",
+            status_code=500,
+            code="WEBHOOK_HANDLING_FAILED",
+        ) from exc
+    return "processed"
+
+
+async def _record_failure(
+    scopes: Scopes, org: uuid.UUID, event_id: str, event_type: str, exc: Exception
+) -> None:
+    # The class (and our code) only: driver messages can quote row values.
+    error = type(exc).__name__ + (f": {exc}" if isinstance(exc, NotYetKnownError) else "")
+    log.warning(
+        "stripe event handling failed; answering 500 so Stripe retries",
+        extra={"stripe_event": event_id, "event_type": event_type, "error": error},
+    )
+    try:
+        async with scopes.system_scope(ACTOR, org) as session:
+            await session.execute(
+                _FAILED, {"id": event_id, "type": event_type, "org": org, "error": error[:500]}
+            )
+    except Exception:  # the 500 matters more than the bookkeeping
+        log.exception("could not record the failed stripe event", extra={"stripe_event": event_id})
+
+
+async def audit_invalid_signature(scopes: Scopes, payload: bytes, reason: str) -> bool:
+    """Record a forged/unsigned delivery in the targeted org if there is one (see above)."""
+    try:
+        body = json.loads(payload)
+        obj = body["data"]["object"]
+        org, pi = org_in_metadata(obj), payment_intent_of(obj)
+        event_id = str(body.get("id"))[:128] if body.get("id") else None
+        event_type = str(body.get("type"))[:128]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        org = pi = event_id = None
+        event_type = None
+    known = False
+    if org is not None and pi is not None:
+        async with scopes.system_scope(ACTOR, org) as session:
+            known = bool(
+                await session.scalar(
+                    sa.text(
+                        "select exists(select 1 from meetings where org_id = :o"
+                        " and stripe_payment_intent_id = :p)"
+                    ),
+                    {"o": org, "p": pi},
+                )
+            )
+    if org is None or not known:
+        log.warning(
+            "stripe webhook rejected: %s signature (no known organization to audit it in)",
+            reason,
+            extra={"reason": reason, "stripe_event": event_id, "bytes": len(payload)},
+        )
+        return False
+    with system_audit(ACTOR, org):
+        await log_audit_event(
+            "WEBHOOK_SIGNATURE_INVALID",
+            "webhook",
+            event_id,
+            None,
+            {
+                "reason": reason,
+                "payment_intent": pi,
+                "event_type": event_type,
+                "provider": "stripe",
+            },
+            outcome="denied",
+        )
+    return True

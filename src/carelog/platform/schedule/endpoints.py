@@ -1,0 +1,33 @@
+"""HTTP surface of the schedule: owner-only, in the caller's organization."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from carelog.platform.auth import Unit
+from carelog.platform.schedule import service
+from carelog.platform.schedule.schemas import BlockedDateIn, BlockedDateOut, ScheduleIn, ScheduleOut
+
+router = APIRouter(prefix="/api/schedule", tags=["schedule"])
+
+
+@router.put("", summary="Replace the timezone and weekly availabilities")
+async def put_schedule(body: ScheduleIn, unit: Unit) -> ScheduleOut:
+    return await service.save_schedule(
+        unit.session, unit.identity.org_id, unit.identity.user_id, body
+    )
+
+
+@router.post("/blocked-dates", status_code=201, summary="Block a whole day")
+async def post_blocked_date(body: BlockedDateIn, unit: Unit) -> BlockedDateOut:
+    return await service.add_blocked_date(
+        unit.session, unit.identity.org_id, unit.identity.user_id, body
+    )
+
+
+@router.delete("/blocked-dates/{blocked_id}", status_code=204, summary="Unblock a day")
+async def delete_blocked_date(blocked_id: int, unit: Unit) -> Response:
+    await service.remove_blocked_date(
+        unit.session, unit.identity.org_id, unit.identity.user_id, blocked_id
+    )
+    return Response(status_code=204)
