@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from carelog.db.engine import Database
-from carelog.db.schema import GLOBAL_TABLES, TENANT_TABLES
+from carelog.db.schema import GLOBAL_TABLES, TENANT_TABLES, Base
 from dbtools import TestServer
 from world import Tenant, World, build_world
 
@@ -224,9 +224,8 @@ def test_global_tables_refuse_foreign_writes(
         "categories": ("id", None),
     }.get(table, ("true", None))
     for user in (a.owner, a.expert, a.member):
-        col = updatable_column(
-            db, "app", table, fallback="org_id" if table == "stripe_webhook_events" else "source"
-        )
+        first_column = next(iter(Base.metadata.tables[table].columns)).name
+        col = updatable_column(db, "app", table, fallback=first_column)
         if table in ("organizations", "users", "roles", "categories"):
             col = updatable_column(db, "app", table, fallback="id")
         where = f"{key[0]} = :k" if key[1] is not None else "true"

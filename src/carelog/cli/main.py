@@ -21,6 +21,7 @@ from carelog.cli import (
     keys_commands,
     legacy_commands,
     retention_commands,
+    stream_commands,
     up_command,
 )
 from carelog.core.errors import CarelogError
@@ -33,6 +34,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_commands.app, name="db")
+audit_commands.app.add_typer(
+    stream_commands.app, name="stream", help="Stream the audit log to NATS JetStream and webhooks."
+)
 audit_commands.app.add_typer(
     retention_commands.app, name="retention", help="Retention policies, legal holds and purges."
 )

@@ -43,6 +43,7 @@ from carelog.db.schema.operations import (
     StripeWebhookEvent,
 )
 from carelog.db.schema.records import Record
+from carelog.db.schema.streams import AuditStreamCursor
 from carelog.db.schema.tenancy import Organization, Role, User, UserOrgMembership
 
 #: Tables that carry ``org_id NOT NULL`` (tenant-scoped; subject to RLS / distribution by org).
@@ -68,6 +69,7 @@ __all__ = [
     "AuditRetentionPolicy",
     "AuditSeal",
     "AuditSealState",
+    "AuditStreamCursor",
     "Base",
     "BlockedDate",
     "Category",
