@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
@@ -166,8 +166,13 @@ async def export_audit_logs(
     *,
     receipt: ExportReceipt | None = None,
     batch_size: int = BATCH_SIZE,
+    with_proofs: bool = False,
+    public_keys: Mapping[str, str] | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """Stream an export and record it: export row first, event last.
+
+    ``with_proofs`` (JSON Lines only) streams a verifiable bundle instead: sealed events, each
+    with its inclusion proof, plus the signed checkpoint (``carelog.audit.integrity.bundle``).
 
     The export row goes in before the first byte so an export that dies half way is still on
     record (as ``failed`` when we get the chance, ``started`` otherwise). The row lives in the
@@ -175,6 +180,8 @@ async def export_audit_logs(
     own, so the event survives even if the caller's transaction is later rolled back.
     """
     fmt = check_format(fmt)
+    if with_proofs and fmt != "jsonl":
+        raise AuditInputError("proofs come in JSON Lines bundles", field="format", hint="jsonl")
     if reason is not None and (not reason.strip() or len(reason) > 1000):
         raise AuditInputError("must be 1..1000 characters", field="reason")
     receipt = receipt if receipt is not None else ExportReceipt()
@@ -188,6 +195,13 @@ async def export_audit_logs(
             on_rows(n)
 
     chunks = stream_export(session, org_id, filters, fmt, on_rows=count, batch_size=batch_size)
+    if with_proofs:
+        from carelog.audit.integrity.bundle import stream_bundle
+
+        await chunks.aclose()
+        chunks = stream_bundle(
+            session, org_id, filters, public_keys=public_keys, batch_size=batch_size, on_rows=count
+        )
     try:
         async with aclosing(chunks):  # closes the server-side cursor before anything else
             async for chunk in chunks:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, BinaryIO, TypeVar
+from typing import Annotated, Any, BinaryIO, TypeVar
 
 import sqlalchemy as sa
 import typer
@@ -180,6 +180,13 @@ def export(
     actor: Actor = None,
     subject: Subject = None,
     outcome: Outcomes = None,
+    with_proofs: Annotated[
+        bool,
+        typer.Option(
+            "--with-proofs",
+            help="A verifiable JSONL bundle: sealed events, inclusion proofs, signed checkpoint.",
+        ),
+    ] = False,
 ) -> None:
     """Stream every matching event to a file; the export is recorded under --as."""
     if fmt not in FORMATS:
@@ -201,7 +208,9 @@ def export(
         try:
             with ExitStack() as stack:
                 sink = _open_output(output, stack)
-                await _export(scopes, org_id, as_user, filters, fmt, reason, sink, receipt)
+                await _export(
+                    scopes, org_id, as_user, filters, fmt, reason, sink, receipt, with_proofs
+                )
         finally:
             await service.stop()
             configure_audit(None)
@@ -220,6 +229,7 @@ async def _export(
     reason: str | None,
     sink: BinaryIO,
     receipt: ExportReceipt,
+    with_proofs: bool = False,
 ) -> None:
     progress = Progress(
         TextColumn("exporting"),
@@ -242,9 +252,20 @@ async def _export(
                 reason,
                 on_rows=lambda n: progress.advance(task, n),
                 receipt=receipt,
+                **_proof_options(scopes, with_proofs),
             ):
                 sink.write(chunk)
     sink.flush()
+
+
+def _proof_options(scopes: Scopes, with_proofs: bool) -> dict[str, Any]:
+    """``--with-proofs``: a bundle carrying the public keys that verify its checkpoint."""
+    if not with_proofs:
+        return {}
+    from carelog.audit.integrity.keys import load_signing_keyring
+
+    keys = load_signing_keyring(scopes.database.settings).public_keys()
+    return {"with_proofs": True, "public_keys": keys}
 
 
 async def _count(session: AsyncSession, org_id: uuid.UUID, filters: AuditFilters) -> int:

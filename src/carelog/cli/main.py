@@ -18,6 +18,7 @@ from carelog.cli import (
     demo,
     dev_commands,
     docs_commands,
+    integrity_commands,
     keys_commands,
     legacy_commands,
     retention_commands,
@@ -34,6 +35,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_commands.app, name="db")
+audit_commands.app.add_typer(integrity_commands.app)
 audit_commands.app.add_typer(
     stream_commands.app, name="stream", help="Stream the audit log to NATS JetStream and webhooks."
 )

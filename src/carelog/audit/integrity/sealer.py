@@ -1,0 +1,344 @@
+"""The sealer: turns committed audit events into Merkle leaves and signed checkpoints.
+
+It runs behind the writer, never in its path: a pass takes the transaction horizon ``H``
+(``app.txid_horizon()``: every transaction with a smaller id has finished), and for each
+organization with events in ``[previous horizon, H)`` it appends, in one ``system_scope``
+transaction, one leaf per new event ordered by ``(txid, created_at, id)``, signs a checkpoint
+over the new tree and stores its progress (tree size, compact frontier, ``horizon_txid = H``).
+An event whose transaction started before a pass but committed after it has a txid at or
+above that pass's horizon, so the next pass seals it, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carelog.audit.integrity.checkpoint import Checkpoint, SignedCheckpoint, SigningKeyring
+from carelog.audit.integrity.keys import load_signing_keyring, seal_interval
+from carelog.audit.integrity.merkle import AccumulatorState, MerkleAccumulator
+from carelog.audit.integrity.rows import (
+    EVENT_SELECT,
+    driver_connection,
+    leaf_hashes,
+    row_created_at,
+    row_id,
+    text_cursor,
+)
+from carelog.core.settings import Settings
+from carelog.db.session import Scopes
+
+log = logging.getLogger("carelog.audit.sealer")
+
+SEALER_ACTOR = "system:sealer"
+_NO_ORG = uuid.UUID(int=0)  # the listing transaction needs a scope; it reads no org's rows
+FETCH_ROWS = 5000
+MAX_TXID = 2**63 - 1
+
+_ENSURE_STATE = sa.text(
+    "INSERT INTO audit_seal_state (org_id, tree_size, frontier, horizon_txid) "
+    "VALUES (:org, 0, CAST(:frontier AS jsonb), 0) ON CONFLICT (org_id) DO NOTHING"
+)
+_LOCK_STATE = sa.text(
+    "SELECT tree_size, frontier, horizon_txid FROM audit_seal_state WHERE org_id = :org FOR UPDATE"
+)
+_SAVE_STATE = sa.text(
+    "UPDATE audit_seal_state SET tree_size = :size, frontier = CAST(:frontier AS jsonb), "
+    "horizon_txid = :horizon, updated_at = now() WHERE org_id = :org"
+)
+_LAST_CHECKPOINT = sa.text(
+    "SELECT tree_size, checkpoint_hash FROM audit_checkpoints WHERE org_id = :org "
+    "ORDER BY tree_size DESC LIMIT 1"
+)
+_INSERT_CHECKPOINT = sa.text(
+    "INSERT INTO audit_checkpoints (org_id, tree_size, root_hash, issued_at, previous_hash, "
+    "key_id, signature, checkpoint_hash, version) VALUES (:org, :size, :root, :issued_at, "
+    ":previous, :key_id, :signature, :hash, :version)"
+)
+_NEW_EVENTS = (
+    f"SELECT {EVENT_SELECT} FROM audit_logs e "
+    "WHERE e.org_id = %(org)s AND e.txid >= %(lo)s AND e.txid < %(hi)s "
+    "AND NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.org_id = e.org_id "
+    "AND s.event_id = e.id) ORDER BY e.txid, e.created_at, e.id"
+)
+_INSERT_SEALS = (
+    "INSERT INTO audit_seals (org_id, seq, event_id, event_created_at, leaf_hash) "
+    "SELECT %(org)s, s.seq, s.event_id, s.created_at, s.leaf_hash FROM unnest("
+    "%(seq)s::bigint[], %(ids)s::uuid[], %(created)s::timestamptz[], %(leaves)s::bytea[]) "
+    "AS s(seq, event_id, created_at, leaf_hash)"
+)
+_UNSEALED = sa.text(
+    "SELECT count(*), min(e.created_at) FROM audit_logs e WHERE e.org_id = :org "
+    "AND e.txid >= :lo AND NOT EXISTS (SELECT 1 FROM audit_seals s "
+    "WHERE s.org_id = e.org_id AND s.event_id = e.id)"
+)
+
+
+@dataclass(frozen=True)
+class OrgSealResult:
+    org_id: uuid.UUID
+    sealed: int
+    tree_size: int
+    checkpoint: SignedCheckpoint | None
+
+
+@dataclass
+class SealPass:
+    horizon: int
+    orgs: list[OrgSealResult] = field(default_factory=list)
+    failed: dict[uuid.UUID, str] = field(default_factory=dict)
+
+    @property
+    def sealed(self) -> int:
+        return sum(o.sealed for o in self.orgs)
+
+
+@dataclass(frozen=True)
+class OrgLag:
+    org_id: uuid.UUID
+    unsealed: int
+    oldest_unsealed_at: datetime | None
+    horizon_txid: int
+    tree_size: int
+
+    def age_seconds(self, now: datetime) -> float:
+        if self.oldest_unsealed_at is None:
+            return 0.0
+        return max(0.0, (now - self.oldest_unsealed_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class SealerLag:
+    """How far sealing is behind: unsealed events per org, and the horizon's distance."""
+
+    horizon: int
+    orgs: list[OrgLag]
+    measured_at: datetime
+
+    @property
+    def unsealed(self) -> int:
+        return sum(o.unsealed for o in self.orgs)
+
+    @property
+    def oldest_age_seconds(self) -> float:
+        return max((o.age_seconds(self.measured_at) for o in self.orgs), default=0.0)
+
+    @property
+    def horizon_lag(self) -> int:
+        """Transaction ids between the current horizon and the least advanced org's."""
+        return max((self.horizon - o.horizon_txid for o in self.orgs), default=0)
+
+
+def _frontier_json(state: AccumulatorState) -> str:
+    import orjson
+
+    return orjson.dumps(state.to_json_dict()).decode()
+
+
+class Sealer:
+    """Seals every organization's new events; ``run`` repeats it at a cadence until cancelled."""
+
+    def __init__(
+        self,
+        scopes: Scopes,
+        keyring: SigningKeyring,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.scopes = scopes
+        self.keyring = keyring
+        self.clock = clock
+        # The smallest horizon any org may still be at: listing starts there (the system role
+        # cannot read other orgs' state, so the sealer remembers it; 0 after a restart).
+        self._low = 0
+        self.last_pass: SealPass | None = None
+        self.last_error: str | None = None
+
+    async def _horizon_and_orgs(
+        self, since: int, until: int | None = None
+    ) -> tuple[int, list[uuid.UUID]]:
+        async with self.scopes.system_scope(SEALER_ACTOR, _NO_ORG) as session:
+            horizon = int(
+                (await session.execute(sa.text("SELECT app.txid_horizon()"))).scalar_one()
+            )
+            upper = horizon if until is None else until
+            rows = await session.execute(
+                sa.text("SELECT * FROM app.audit_orgs_with_events(:lo, :hi)"),
+                {"lo": since, "hi": upper},
+            )
+            return horizon, sorted(uuid.UUID(str(r[0])) for r in rows)
+
+    async def seal_once(
+        self, *, force_checkpoint: bool = False, org_ids: Iterable[uuid.UUID] = ()
+    ) -> SealPass:
+        """One pass over every org with new events (plus ``org_ids``, e.g. to checkpoint now)."""
+        horizon, orgs = await self._horizon_and_orgs(self._low)
+        wanted = sorted(set(orgs) | set(org_ids))
+        result = SealPass(horizon)
+        for org in wanted:
+            try:
+                result.orgs.append(await self.seal_org(org, horizon, force_checkpoint))
+            except Exception as exc:  # one org's failure must not stop the others
+                log.exception("sealing org %s failed", org)
+                result.failed[org] = f"{type(exc).__name__}: {exc}"
+        if not result.failed:
+            self._low = max(self._low, horizon)
+        self.last_pass = result
+        return result
+
+    async def seal_org(
+        self, org_id: uuid.UUID, horizon: int, force_checkpoint: bool = False
+    ) -> OrgSealResult:
+        async with self.scopes.system_scope(SEALER_ACTOR, org_id) as session:
+            return await self._seal_in(session, org_id, horizon, force_checkpoint)
+
+    async def _seal_in(
+        self, session: AsyncSession, org_id: uuid.UUID, horizon: int, force: bool
+    ) -> OrgSealResult:
+        empty = _frontier_json(AccumulatorState(0, ()))
+        await session.execute(_ENSURE_STATE, {"org": org_id, "frontier": empty})
+        state = (await session.execute(_LOCK_STATE, {"org": org_id})).one()
+        tree_size, frontier, start = int(state[0]), state[1], int(state[2])
+        acc = MerkleAccumulator(AccumulatorState.from_json_dict(frontier))
+        if acc.size != tree_size:
+            raise RuntimeError(f"sealer state of org {org_id} is inconsistent")
+        sealed = 0
+        if start < horizon:
+            sealed = await self._append_leaves(session, org_id, acc, start, horizon)
+        checkpoint = None
+        if sealed or force:
+            checkpoint = await self._checkpoint(session, org_id, acc)
+        if sealed or start < horizon:
+            await session.execute(
+                _SAVE_STATE,
+                {
+                    "org": org_id,
+                    "size": acc.size,
+                    "frontier": _frontier_json(acc.state()),
+                    "horizon": max(start, horizon),
+                },
+            )
+        return OrgSealResult(org_id, sealed, acc.size, checkpoint)
+
+    async def _append_leaves(
+        self, session: AsyncSession, org_id: uuid.UUID, acc: MerkleAccumulator, lo: int, hi: int
+    ) -> int:
+        conn = await driver_connection(session)
+        sealed = 0
+        async with text_cursor(conn, f"seal_{uuid.uuid4().hex}") as cur, conn.cursor() as out:
+            await cur.execute(_NEW_EVENTS, {"org": org_id, "lo": lo, "hi": hi})
+            while rows := await cur.fetchmany(FETCH_ROWS):
+                leaves = leaf_hashes(rows)
+                first = acc.size
+                acc.extend(leaves)
+                await out.execute(
+                    _INSERT_SEALS,
+                    {
+                        "org": org_id,
+                        "seq": list(range(first, first + len(rows))),
+                        "ids": [row_id(r) for r in rows],
+                        "created": [row_created_at(r) for r in rows],
+                        "leaves": leaves,
+                    },
+                )
+                sealed += len(rows)
+        return sealed
+
+    async def _checkpoint(
+        self, session: AsyncSession, org_id: uuid.UUID, acc: MerkleAccumulator
+    ) -> SignedCheckpoint | None:
+        last = (await session.execute(_LAST_CHECKPOINT, {"org": org_id})).first()
+        if last is not None and int(last[0]) == acc.size:
+            return None  # this tree size is already signed (one checkpoint per size)
+        checkpoint = Checkpoint(
+            org_id=str(org_id),
+            tree_size=acc.size,
+            root_hash=acc.root(),
+            issued_at=self.clock(),
+            previous_hash=None if last is None else bytes(last[1]),
+            key_id=self.keyring.active_key_id,
+        )
+        signed = self.keyring.sign(checkpoint)
+        await session.execute(
+            _INSERT_CHECKPOINT,
+            {
+                "org": org_id,
+                "size": checkpoint.tree_size,
+                "root": checkpoint.root_hash,
+                "issued_at": checkpoint.issued_at,
+                "previous": checkpoint.previous_hash,
+                "key_id": checkpoint.key_id,
+                "signature": signed.signature,
+                "hash": signed.checkpoint_hash(),
+                "version": checkpoint.version,
+            },
+        )
+        return signed
+
+    async def run(self, interval_seconds: float) -> None:
+        """Seal, sleep, repeat until cancelled; a failed pass is logged and retried."""
+        while True:
+            try:
+                await self.seal_once()
+                self.last_error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("sealing pass failed")
+            await asyncio.sleep(interval_seconds)
+
+    async def sealer_lag(self) -> SealerLag:
+        """Unsealed events (count, oldest) per org and the horizon distance; reads only."""
+        horizon, orgs = await self._horizon_and_orgs(self._low, MAX_TXID)
+        lags: list[OrgLag] = []
+        for org in orgs:
+            async with self.scopes.system_scope(SEALER_ACTOR, org) as session:
+                state = (
+                    await session.execute(
+                        sa.text(
+                            "SELECT tree_size, horizon_txid FROM audit_seal_state "
+                            "WHERE org_id = :org"
+                        ),
+                        {"org": org},
+                    )
+                ).first()
+                size, start = (0, 0) if state is None else (int(state[0]), int(state[1]))
+                count, oldest = (await session.execute(_UNSEALED, {"org": org, "lo": start})).one()
+            if count:
+                lags.append(OrgLag(org, int(count), oldest, start, size))
+        return SealerLag(horizon, lags, self.clock())
+
+
+def start_sealer(sealer: Sealer, interval_seconds: float) -> asyncio.Task[Any]:
+    """The background task the web app runs next to the audit writer."""
+    return asyncio.create_task(sealer.run(interval_seconds), name="carelog-audit-sealer")
+
+
+@asynccontextmanager
+async def background_sealer(
+    scopes: Scopes, settings: Settings, environ: Mapping[str, str] | None = None
+) -> AsyncIterator[Sealer]:
+    """Run the sealer for the life of the block (the web app's lifespan), then stop it.
+
+    Keys from ``CARELOG_AUDIT_SIGNING_KEYS`` (development: the key file in the data dir),
+    cadence from ``CARELOG_AUDIT_SEAL_INTERVAL``. ``app.state`` can keep the sealer to report
+    ``sealer_lag()``.
+    """
+    sealer = Sealer(scopes, load_signing_keyring(settings, environ))
+    task = start_sealer(sealer, seal_interval(environ))
+    try:
+        yield sealer
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
