@@ -15,28 +15,41 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from carelog import __version__
 from carelog.audit import AuditContextMiddleware, TrustedProxies, configure_audit
 from carelog.audit.api import AuditService
+from carelog.audit.integrity.sealer import background_sealer
 from carelog.audit.setup import create_audit_service
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
 from carelog.platform.audit_catalog import build_catalog
 from carelog.platform.routers import ROUTERS
 from carelog.web.errors import install_error_handlers
+from carelog.web.viewer import STATIC_DIR
+from carelog.web.viewer import router as viewer_router
 
 
-def create_app(database: Database, *, audit: AuditService | None = None) -> FastAPI:
+def create_app(
+    database: Database, *, audit: AuditService | None = None, sealer: bool = False
+) -> FastAPI:
+    """The service. ``sealer=True`` (``carelog up``) also seals the audit log in the background;
+    tests leave it off and seal on demand, so no background task races their assertions."""
     scopes = Scopes(database)
     service = audit or create_audit_service(database, build_catalog())
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_audit(service)
         await service.start()
         try:
-            yield
+            if sealer:
+                async with background_sealer(scopes, database.settings) as running:
+                    app.state.sealer = running
+                    yield
+            else:
+                yield
         finally:
             await service.stop()
             configure_audit(None)
@@ -54,6 +67,8 @@ def create_app(database: Database, *, audit: AuditService | None = None) -> Fast
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(viewer_router)  # the audit viewer's pages at /audit
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/health", tags=["ops"], summary="Liveness and database reachability")
     async def health() -> Any:

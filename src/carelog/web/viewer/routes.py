@@ -1,0 +1,575 @@
+"""The audit viewer at ``/audit``: server-rendered pages for an organization's owners and admins.
+
+Same authentication as the JSON API (bearer header or the ``wos-session`` cookie, the request's
+unit of work checks the membership), presented for people: an unauthenticated visitor is sent
+to the login page, an authenticated non-admin gets a 403 page that says why.
+
+Every page runs one keyset query (one page of events), so it costs the same on the millionth
+event as on the first. Reading the trail is itself recorded, as through the API.
+
+No PHI in URLs: links and forms carry only ids (event, actor, data subject, resource) and the
+opaque cursors; tokens travel in a POST body and then in an HttpOnly cookie. Every page is sent
+with ``Cache-Control: no-store``, ``Referrer-Policy: no-referrer`` and a strict CSP (scripts and
+styles from this origin only).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import uuid
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import jinja2
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+
+from carelog.audit import log_audit_event
+from carelog.audit.catalog import OUTCOMES, AuditCatalog
+from carelog.audit.errors import AuditInputError
+from carelog.audit.events import MASK_PREFIX
+from carelog.audit.filters import AuditFilters, Cursor
+from carelog.audit.query import AuditRecord, get_audit_logs, select_events
+from carelog.db.schema import AuditLog, Organization
+from carelog.platform.auth.dependencies import RequestUnit, Unit, ensure_admin, token_verifier
+from carelog.platform.auth.tokens import SESSION_COOKIE, TokenError
+from carelog.platform.errors import ApiError
+
+WEB_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = WEB_DIR / "templates"
+STATIC_DIR = WEB_DIR / "static"
+PAGE_SIZE = 50
+PARTIAL_HEADER = "x-carelog-partial"
+LOGIN_PATH = "/audit/login"
+#: Query parameters of the list page, in the order they appear in links (the API's names).
+FILTER_FIELDS = (
+    "start",
+    "end",
+    "action",
+    "resource_type",
+    "resource_id",
+    "actor_id",
+    "data_subject_id",
+    "outcome",
+)
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+_T = cast(sa.Table, AuditLog.__table__).c
+_CHECKPOINT = sa.text(
+    "SELECT tree_size, issued_at FROM audit_checkpoints WHERE org_id = :org "
+    "ORDER BY tree_size DESC LIMIT 1"
+)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _is_masked(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(MASK_PREFIX)
+
+
+def _utc(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _pretty(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["utc"] = _utc
+    env.filters["pretty"] = _pretty
+    env.filters["q"] = lambda value: urllib.parse.quote(str(value), safe="")
+    env.tests["masked"] = _is_masked
+    return env
+
+
+TEMPLATES = _environment()
+
+
+def render(
+    template: str, status_code: int = 200, headers: Mapping[str, str] | None = None, **ctx: Any
+) -> HTMLResponse:
+    html = TEMPLATES.get_template(template).render(**ctx)
+    return HTMLResponse(
+        html, status_code=status_code, headers={**SECURITY_HEADERS, **(headers or {})}
+    )
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers=dict(SECURITY_HEADERS))
+
+
+def _secure_cookie(request: Request) -> bool:
+    settings = getattr(request.app.state.database, "settings", None)
+    return request.url.scheme == "https" or bool(getattr(settings, "production", False))
+
+
+def _to_login(request: Request, *, expired: bool) -> RedirectResponse:
+    response = redirect(LOGIN_PATH + ("?expired=1" if expired else ""))
+    if expired:
+        response.delete_cookie(SESSION_COOKIE, path="/", samesite="strict", httponly=True)
+    return response
+
+
+def _refusal(request: Request, exc: ApiError) -> Response:
+    if exc.status_code == 401:
+        return _to_login(request, expired=SESSION_COOKIE in request.cookies)
+    title = {403: "Access denied", 404: "Not found"}.get(exc.status_code, "Request refused")
+    return render(
+        "error.html",
+        exc.status_code,
+        title=title,
+        status=exc.status_code,
+        message=exc.message,
+        hint=exc.hint,
+        identity=None,
+    )
+
+
+class ViewerRoute(APIRoute):
+    """Refusals as pages: 401 → the login page, 403/404/… → an HTML page (not JSON)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return _refusal(request, exc)
+
+        return guarded
+
+
+router = APIRouter(route_class=ViewerRoute, include_in_schema=False)
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class FilterForm:
+    """The list page's filters as typed (for the form and links) and as validated filters."""
+
+    values: dict[str, str]
+    filters: AuditFilters | None
+    error: str | None = None
+
+    def query(self, **extra: str | None) -> str:
+        pairs = [(k, v) for k, v in self.values.items() if v]
+        pairs += [(k, v) for k, v in extra.items() if v]
+        return urllib.parse.urlencode(pairs)
+
+    def export_query(self, fmt: str) -> str:
+        """The same conditions for ``/api/audit/export`` (datetimes, not dates)."""
+        pairs: list[tuple[str, str]] = [("format", fmt)]
+        f = self.filters
+        if f is not None:
+            if f.start is not None:
+                pairs.append(("start", f.start.isoformat()))
+            if f.end is not None:
+                pairs.append(("end", f.end.isoformat()))
+            pairs += [("action", a) for a in f.actions]
+            pairs += [("resource_type", r) for r in f.resource_types]
+            pairs += [("outcome", o) for o in f.outcomes]
+            for name in ("resource_id", "actor_id", "data_subject_id"):
+                value = getattr(f, name)
+                if value is not None:
+                    pairs.append((name, value))
+        return urllib.parse.urlencode(pairs)
+
+
+def _day(name: str, text: str, *, end: bool) -> datetime:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise AuditInputError(
+            f"{text!r} is not a date", field=name, hint="use YYYY-MM-DD (UTC)"
+        ) from None
+    at = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return at + timedelta(days=1) if end else at  # the end date is inclusive
+
+
+def parse_filters(params: Mapping[str, str], limit: int = PAGE_SIZE) -> FilterForm:
+    values = {k: params.get(k, "").strip() for k in FILTER_FIELDS}
+    values = {k: v for k, v in values.items() if v}
+    try:
+        start = _day("start", values["start"], end=False) if "start" in values else None
+        end = _day("end", values["end"], end=True) if "end" in values else None
+        outcome = values.get("outcome")
+        if outcome is not None and outcome not in OUTCOMES:
+            raise AuditInputError(f"unknown outcome {outcome!r}", field="outcome")
+        filters = AuditFilters(
+            start=start,
+            end=end,
+            actions=(values["action"],) if "action" in values else (),
+            resource_types=(values["resource_type"],) if "resource_type" in values else (),
+            resource_id=values.get("resource_id"),
+            actor_id=values.get("actor_id"),
+            data_subject_id=values.get("data_subject_id"),
+            outcomes=(cast(Any, outcome),) if outcome else (),
+            limit=limit,
+        )
+    except AuditInputError as exc:
+        field = {"start": "From", "end": "To"}.get(exc.field or "", exc.field or "filter")
+        return FilterForm(values, None, f"{field}: {exc.message}")
+    return FilterForm(values, filters)
+
+
+# --------------------------------------------------------------------------- queries
+
+
+@dataclass
+class Page:
+    items: list[AuditRecord]
+    older: str | None = None  # cursor of the next (older) page
+    newer: str | None = None  # "before" cursor of the previous (newer) page
+
+
+async def newer_page(
+    unit: RequestUnit, filters: AuditFilters, before: Cursor
+) -> tuple[list[AuditRecord], bool]:
+    """The page just newer than ``before`` (ascending keyset scan, then reversed), and whether
+    there are newer events still."""
+    position = sa.tuple_(_T.created_at, _T.id) > sa.tuple_(sa.literal(before.created_at), before.id)
+    stmt = (
+        select_events(unit.identity.org_id, filters)
+        .where(_T.created_at >= before.created_at, position)
+        .order_by(None)
+        .order_by(_T.created_at.asc(), _T.id.asc())
+        .limit(filters.limit + 1)
+    )
+    rows = (await unit.session.execute(stmt)).all()
+    items = [AuditRecord.from_row(r) for r in rows[: filters.limit]]
+    items.reverse()
+    return items, len(rows) > filters.limit
+
+
+async def load_page(
+    unit: RequestUnit, filters: AuditFilters, cursor: str | None, before: str | None
+) -> Page:
+    org = unit.identity.org_id
+    if before and not cursor:
+        items, more = await newer_page(unit, filters, Cursor.decode(before, filters))
+        if more and items:
+            return Page(
+                items,
+                older=Cursor(items[-1].created_at, items[-1].id).encode(filters),
+                newer=Cursor(items[0].created_at, items[0].id).encode(filters),
+            )
+        cursor = None  # the newest page: read it as such (events may have arrived meanwhile)
+    page = await get_audit_logs(unit.session, org, filters, cursor)
+    newer = None
+    if cursor:
+        first = page.items[0] if page.items else None
+        newer = "" if first is None else Cursor(first.created_at, first.id).encode(filters)
+    return Page(page.items, older=page.next_cursor, newer=newer)
+
+
+async def org_name(unit: RequestUnit) -> str:
+    name = await unit.session.scalar(
+        sa.select(Organization.name).where(Organization.id == unit.identity.org_id)
+    )
+    return str(name) if name is not None else str(unit.identity.org_id)
+
+
+def _verifications(request: Request) -> dict[uuid.UUID, dict[str, Any]]:
+    store: dict[uuid.UUID, dict[str, Any]] | None = getattr(
+        request.app.state, "viewer_verifications", None
+    )
+    if store is None:
+        store = {}
+        request.app.state.viewer_verifications = store
+    return store
+
+
+async def integrity_status(request: Request, unit: RequestUnit) -> dict[str, Any]:
+    """The last checkpoint (one index lookup) and the last verification run from this page."""
+    status: dict[str, Any] = {"available": True, "checkpoint": None}
+    try:
+        async with unit.session.begin_nested():
+            row = (await unit.session.execute(_CHECKPOINT, {"org": unit.identity.org_id})).first()
+    except sa.exc.DBAPIError:
+        return {"available": False}
+    if row is not None:
+        status["checkpoint"] = {"tree_size": int(row[0]), "issued_at": row[1]}
+    status["verification"] = _verifications(request).get(unit.identity.org_id)
+    return status
+
+
+def _catalog(request: Request) -> AuditCatalog:
+    catalog: AuditCatalog = request.app.state.audit.catalog
+    return catalog
+
+
+async def _chrome(request: Request, unit: RequestUnit) -> dict[str, Any]:
+    """What every page shows: who is signed in, for which organization."""
+    return {"identity": unit.identity, "org_name": await org_name(unit), "path": request.url.path}
+
+
+def _partial(request: Request) -> bool:
+    return request.headers.get(PARTIAL_HEADER) == "1"
+
+
+# --------------------------------------------------------------------------- login
+
+
+@router.get(LOGIN_PATH)
+async def login_form(request: Request, expired: int = 0) -> HTMLResponse:
+    message = "Your session has expired or is not valid; sign in again." if expired else None
+    return render("login.html", identity=None, error=message, mode=token_verifier(request).mode)
+
+
+def _same_origin(request: Request) -> bool:
+    """No cross-site sign-in (login CSRF). Browsers send ``Sec-Fetch-Site``; with our
+    ``no-referrer`` policy their ``Origin`` is "null", so it only counts when it names a site."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return True
+    return urllib.parse.urlsplit(origin).netloc == request.headers.get("host")
+
+
+@router.post(LOGIN_PATH)
+async def login(request: Request) -> Response:
+    """A pasted access token (dev or WorkOS), checked, then kept in an HttpOnly cookie."""
+    verifier = token_verifier(request)
+    if not _same_origin(request):
+        return render(
+            "login.html", 403, identity=None, error="cross-site sign-in refused", mode=verifier.mode
+        )
+    form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
+    token = (form.get("token") or [""])[0].strip()
+    if not token:
+        return render(
+            "login.html", 400, identity=None, error="paste an access token", mode=verifier.mode
+        )
+    try:
+        claims = verifier.verify(token)
+    except TokenError as exc:
+        error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        return render("login.html", 401, identity=None, error=error, mode=verifier.mode)
+    ttl = int((claims.expires_at - datetime.now(UTC)).total_seconds())
+    response = redirect("/audit")
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max(ttl, 60),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=_secure_cookie(request),
+    )
+    return response
+
+
+@router.post("/audit/logout")
+async def logout(request: Request) -> Response:
+    response = redirect(LOGIN_PATH)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure_cookie(request)
+    )
+    return response
+
+
+# --------------------------------------------------------------------------- pages
+
+
+@router.get("/audit")
+async def events_page(request: Request, unit: Unit) -> HTMLResponse:
+    """The newest events, filtered, one keyset page per request."""
+    ensure_admin(unit)
+    params = request.query_params
+    form = parse_filters(params)
+    cursor = params.get("cursor") or None
+    before = params.get("before") or None
+    page = Page([])
+    error = form.error
+    if form.filters is not None:
+        try:
+            page = await load_page(unit, form.filters, cursor, before)
+        except AuditInputError as exc:
+            error = f"{exc.message}. Start again from the newest events."
+        else:
+            await log_audit_event(
+                "AUDIT_LOG_QUERIED",
+                "compliance",
+                None,
+                None,
+                {
+                    "filters": form.filters.to_json_dict(),
+                    "returned": len(page.items),
+                    "paged": bool(cursor or before),
+                    "via": "viewer",
+                },
+            )
+    catalog = _catalog(request)
+    return render(
+        "events.html",
+        400 if error else 200,
+        **await _chrome(request, unit),
+        form=form,
+        page=page,
+        error=error,
+        actions=sorted(catalog.actions),
+        resource_types=sorted(catalog.resource_types),
+        outcomes=OUTCOMES,
+        integrity=await integrity_status(request, unit),
+        exports=[("jsonl", "JSON Lines"), ("csv", "CSV"), ("workos", "WorkOS JSON")],
+    )
+
+
+def _not_found(what: str) -> ApiError:
+    return ApiError(f"no such {what} in this organization", status_code=404, code="NOT_FOUND")
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    field: str
+    before: Any
+    after: Any
+    change: str  # added | removed | changed | unchanged
+
+
+def diff_rows(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[DiffRow]:
+    old, new = old or {}, new or {}
+    rows = []
+    for key in sorted({*old, *new}):
+        if key not in old:
+            change = "added"
+        elif key not in new:
+            change = "removed"
+        elif old[key] != new[key] or _is_masked(new[key]):
+            change = "changed"  # two equal masks still mean the field was written
+        else:
+            change = "unchanged"
+        rows.append(DiffRow(key, old.get(key), new.get(key), change))
+    return rows
+
+
+@router.get("/audit/events/{event_id}")
+async def event_page(request: Request, unit: Unit, event_id: str) -> HTMLResponse:
+    """One event: context, changes as a before/after table, metadata."""
+    ensure_admin(unit)
+    try:
+        wanted = uuid.UUID(event_id)
+    except ValueError:
+        raise _not_found("event") from None
+    stmt = select_events(unit.identity.org_id, AuditFilters()).where(_T.id == wanted).limit(1)
+    row = (await unit.session.execute(stmt)).first()
+    if row is None:
+        raise _not_found("event")
+    event = AuditRecord.from_row(row)
+    await log_audit_event(
+        "AUDIT_LOG_QUERIED",
+        "compliance",
+        None,
+        None,
+        {"event_id": str(event.id), "returned": 1, "via": "viewer"},
+    )
+    ctx: dict[str, Any] = {
+        "event": event,
+        "diff": diff_rows(event.old_values, event.new_values),
+        "spec": _catalog(request).actions.get(event.action),
+    }
+    if _partial(request):
+        return render("_detail.html", headers={"Vary": PARTIAL_HEADER}, **ctx, partial=True)
+    return render(
+        "event.html", headers={"Vary": PARTIAL_HEADER}, **await _chrome(request, unit), **ctx
+    )
+
+
+@router.get("/audit/subjects/{subject_id:path}")
+async def subject_page(request: Request, unit: Unit, subject_id: str) -> HTMLResponse:
+    """Who accessed (or tried to) one data subject's records, newest first, paged."""
+    ensure_admin(unit)
+    cursor = request.query_params.get("cursor") or None
+    error = None
+    entries: list[AuditRecord] = []
+    older: str | None = None
+    try:
+        filters = AuditFilters(data_subject_id=subject_id, limit=PAGE_SIZE)
+        page = await get_audit_logs(unit.session, unit.identity.org_id, filters, cursor)
+    except AuditInputError as exc:
+        error = exc.message
+    else:
+        entries, older = page.items, page.next_cursor
+        await log_audit_event(
+            "COMPLIANCE_REPORT_GENERATED",
+            "compliance",
+            None,
+            None,
+            {"kind": "access", "entries": len(entries), "via": "viewer"},
+            data_subject=subject_id,
+        )
+    phi = set(_catalog(request).phi_actions())
+    export = urllib.parse.urlencode({"format": "csv", "data_subject_id": subject_id})
+    return render(
+        "subject.html",
+        400 if error else 200,
+        **await _chrome(request, unit),
+        subject=subject_id,
+        entries=entries,
+        actors=_distinct(e.workos_user_id for e in entries),
+        phi=phi,
+        older=older,
+        paged=bool(cursor),
+        error=error,
+        export_query=export,
+    )
+
+
+def _distinct(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+@router.post("/audit/integrity/verify")
+async def verify_integrity(request: Request, unit: Unit) -> Response:
+    """Recompute the org's tree now (on demand: it reads every event) and keep the result."""
+    ensure_admin(unit)
+    from carelog.audit.integrity.checkpoint import VerifyingKeyring
+    from carelog.audit.integrity.keys import load_signing_keyring
+    from carelog.audit.integrity.verify import verify_org
+
+    keyring: VerifyingKeyring | None = getattr(request.app.state, "audit_verifying_keys", None)
+    if keyring is None:
+        keyring = load_signing_keyring(request.app.state.database.settings).verifying_keyring()
+        request.app.state.audit_verifying_keys = keyring
+    report = await verify_org(unit.session, unit.identity.org_id, keyring)
+    problem = report.first_problem
+    _verifications(request)[unit.identity.org_id] = {
+        "ok": report.ok,
+        "at": datetime.now(UTC),
+        "leaves": report.leaves,
+        "events_checked": report.events_checked,
+        "checkpoints": report.checkpoints,
+        "pending": report.pending,
+        "seconds": report.seconds,
+        "problem": None if problem is None else problem.message,
+    }
+    return redirect("/audit#integrity")
