@@ -10,11 +10,17 @@ import typer
 from rich.console import Console
 
 from carelog.cli.context import open_database
+from carelog.core.errors import ConfigurationError
+from carelog.core.settings import Settings
 from carelog.db import migrate
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
 from carelog.platform import demo
+from carelog.platform.auth.tokens import auth_mode, dev_signer
 from carelog.platform.records import RecordKeyring
+
+#: Lifetime of the tokens `carelog up --demo` prints (a working day).
+DEMO_TOKEN_TTL = 8 * 3600
 
 app = typer.Typer(help="Demo data for trying carelog locally.", no_args_is_help=True)
 out = Console()
@@ -43,8 +49,53 @@ def run_seed(db: Database) -> demo.DemoSummary:
 
 
 def seed_demo(db: Database) -> str:
-    """Seed the demo (used by `carelog up --demo`) and return a one-line summary."""
+    """Seed the demo and return a one-line summary."""
     return run_seed(db).describe()
+
+
+def demo_logins(summary: demo.DemoSummary) -> list[tuple[str, str, str, str]]:
+    """Who to try the API as: (label, user, org, role) for each clinic's owner, the first
+    expert of the first clinic (the host of its free event) and one patient (in their own
+    personal organization, which is where a patient's token belongs)."""
+    logins: list[tuple[str, str, str, str]] = []
+    for org in summary.orgs:
+        owner = org.user("owner")
+        logins.append((f"owner of {org.slug}", owner.workos_user_id, str(org.id), "owner"))
+    first = summary.orgs[0]
+    expert = first.user("expert")
+    logins.append((f"expert in {first.slug}", expert.workos_user_id, str(first.id), "member"))
+    patient = first.user("patient")
+    if patient.personal_org_id is not None:
+        logins.append(("patient", patient.workos_user_id, str(patient.personal_org_id), "owner"))
+    return logins
+
+
+def access_lines(summary: demo.DemoSummary, settings: Settings) -> list[str]:
+    """Ready-to-use bearer tokens (and the command that mints each) for the demo's people.
+
+    Development tokens only: with WorkOS authentication (or in production) it says so instead.
+    """
+    try:
+        mode = auth_mode(settings)
+        signer = dev_signer(settings) if mode == "dev" else None
+    except ConfigurationError as exc:
+        return [f"no development tokens: {exc.message}"]
+    if signer is None:
+        return ["no development tokens: authentication is WorkOS (CARELOG_AUTH_MODE=workos)"]
+    hours = DEMO_TOKEN_TTL // 3600
+    lines = [f"development tokens (valid {hours} h; send as 'Authorization: Bearer <token>'):"]
+    for label, user, org, role in demo_logins(summary):
+        command = f"carelog dev token --user {user} --org {org} --role {role}"
+        lines.append(f"  {label}: {user}")
+        lines.append(f"    {signer.issue(user, org, role=role, ttl=DEMO_TOKEN_TTL)}")
+        lines.append(f"    (new one: {command})")
+    free = [e for o in summary.orgs for e in o.events if e.price == 0]
+    if free:
+        lines.append(
+            f"free event to book with POST /api/meetings (no token): {free[0].id} "
+            f"({free[0].name}, {free[0].expert}); all ids: carelog demo seed --json"
+        )
+    return lines
 
 
 @app.command("seed")

@@ -16,7 +16,10 @@ out = Console(soft_wrap=True)
 
 
 def up(
-    demo: Annotated[bool, typer.Option(help="Seed two demo organizations first.")] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(help="Seed two demo organizations first and print dev tokens for them."),
+    ] = False,
     host: Annotated[str | None, typer.Option(help="Listen address (CARELOG_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (CARELOG_PORT).")] = None,
 ) -> None:
@@ -30,11 +33,13 @@ def up(
         migrate.upgrade(db)
         out.print(f"schema at revision {migrate.current(db)}")
         if demo:
-            from carelog.cli.demo import seed_demo
+            from carelog.cli.demo import access_lines, run_seed
 
-            summary = seed_demo(db)
-            out.print(f"demo data: {summary}")
+            summary = run_seed(db)
+            out.print(f"demo data: {summary.describe()}", highlight=False)
+            for line in access_lines(summary, settings):
+                out.print(line, highlight=False, markup=False)
         bind_host = host or settings.host
         bind_port = port or settings.port
         out.print(f"serving on http://{bind_host}:{bind_port} (health: /health, docs: /docs)")
-        uvicorn.run(create_app(db), host=bind_host, port=bind_port, log_level="info")
+        uvicorn.run(create_app(db, sealer=True), host=bind_host, port=bind_port, log_level="info")

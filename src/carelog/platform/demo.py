@@ -218,6 +218,26 @@ class DemoUser:
 
 
 @dataclass(frozen=True)
+class DemoEvent:
+    """An event type a visitor can book; ``price == 0`` is bookable with ``POST /api/meetings``."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    price: int
+    expert: str  # the expert's workos_user_id
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "slug": self.slug,
+            "name": self.name,
+            "price": self.price,
+            "expert": self.expert,
+        }
+
+
+@dataclass(frozen=True)
 class DemoOrg:
     id: uuid.UUID
     workos_org_id: str
@@ -227,6 +247,7 @@ class DemoOrg:
     event_ids: tuple[uuid.UUID, ...]
     meeting_ids: tuple[uuid.UUID, ...]
     record_ids: tuple[uuid.UUID, ...]
+    events: tuple[DemoEvent, ...] = ()
 
     def user(self, role: PersonRole) -> DemoUser:
         """The first user with this role (e.g. the owner)."""
@@ -240,6 +261,7 @@ class DemoOrg:
             "name": self.name,
             "users": [u.as_dict() for u in self.users],
             "event_ids": [str(i) for i in self.event_ids],
+            "events": [e.as_dict() for e in self.events],
             "meeting_ids": [str(i) for i in self.meeting_ids],
             "record_ids": [str(i) for i in self.record_ids],
         }
@@ -446,6 +468,9 @@ async def _seed_clinic(
         event_ids=tuple(e.id for e in events.values()),
         meeting_ids=meetings,
         record_ids=records,
+        events=tuple(
+            DemoEvent(e.id, e.slug, e.name, e.price, e.workos_user_id) for e in events.values()
+        ),
     )
 
 
@@ -683,6 +708,7 @@ def _check_no_double_booking(clinic: ClinicPlan) -> None:
 
 __all__ = [
     "CLINICS",
+    "DemoEvent",
     "DemoOrg",
     "DemoSummary",
     "DemoUser",

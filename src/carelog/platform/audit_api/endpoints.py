@@ -33,12 +33,13 @@ from carelog.platform.audit_api.schemas import (
 )
 from carelog.platform.auth.dependencies import AdminUnit, StreamingUnit, ensure_admin
 from carelog.platform.errors import ApiError
+from carelog.platform.http import AUTHENTICATED, PlainText, PlatformRoute, described
 
-router = APIRouter(prefix="/api/audit", tags=["audit"])
+router = APIRouter(prefix="/api/audit", tags=["audit"], route_class=PlatformRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token."},
-    403: {"description": "Not an owner or admin of the organization."},
-    422: {"description": "Invalid filter, date range or cursor."},
+    **AUTHENTICATED,
+    **described(403, "Not an owner or admin of the organization."),
+    **described(422, "Invalid filter, date range or cursor."),
 }
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "workos": "application/json"}
 MAX_ACCESS_ENTRIES = 10_000
@@ -53,11 +54,11 @@ def _invalid(exc: AuditInputError) -> ApiError:
 def audit_filters(
     start: Annotated[datetime | None, Query(description="Inclusive, timezone-aware.")] = None,
     end: Annotated[datetime | None, Query(description="Exclusive, timezone-aware.")] = None,
-    action: Annotated[list[str] | None, Query(description="Repeatable.")] = None,
-    resource_type: Annotated[list[str] | None, Query(description="Repeatable.")] = None,
-    resource_id: Annotated[str | None, Query(max_length=256)] = None,
-    actor_id: Annotated[str | None, Query(max_length=256)] = None,
-    data_subject_id: Annotated[str | None, Query(max_length=256)] = None,
+    action: Annotated[list[PlainText] | None, Query(description="Repeatable.")] = None,
+    resource_type: Annotated[list[PlainText] | None, Query(description="Repeatable.")] = None,
+    resource_id: Annotated[PlainText | None, Query(max_length=256)] = None,
+    actor_id: Annotated[PlainText | None, Query(max_length=256)] = None,
+    data_subject_id: Annotated[PlainText | None, Query(max_length=256)] = None,
     outcome: Annotated[list[Outcome] | None, Query(description="Repeatable.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> AuditFilters:
@@ -90,7 +91,7 @@ def _catalog(request: Request) -> AuditCatalog:
 async def list_events(
     unit: AdminUnit,
     filters: Filters,
-    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor")] = None,
+    cursor: Annotated[PlainText | None, Query(max_length=64, description="next_cursor")] = None,
 ) -> AuditEventPage:
     """One page, newest first; pass ``next_cursor`` back (with the same filters) for the next."""
     try:
@@ -119,7 +120,7 @@ async def export_events(
     unit: StreamingUnit,
     filters: Filters,
     format: Annotated[Literal["jsonl", "csv", "workos"], Query()] = "jsonl",
-    reason: Annotated[str | None, Query(min_length=1, max_length=1000)] = None,
+    reason: Annotated[PlainText | None, Query(min_length=1, max_length=1000)] = None,
 ) -> StreamingResponse:
     """The whole filtered trail in constant memory; recorded in audit_log_exports and as
     AUDIT_LOG_EXPORTED. The unit of work stays open until the last byte is sent."""
@@ -181,7 +182,9 @@ async def report(
 )
 async def subject_access_report(
     unit: AdminUnit,
-    subject: Annotated[str, Query(min_length=1, max_length=256, description="Data subject id")],
+    subject: Annotated[
+        PlainText, Query(min_length=1, max_length=256, description="Data subject id")
+    ],
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ACCESS_ENTRIES)] = 1000,

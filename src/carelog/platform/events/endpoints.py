@@ -9,32 +9,40 @@ from fastapi import APIRouter, Response
 from carelog.platform.auth import Unit
 from carelog.platform.events import service
 from carelog.platform.events.schemas import EventIn, EventOrderIn, EventOut, EventPatch
+from carelog.platform.http import AUTHENTICATED, PlatformRoute, error_responses
 
-router = APIRouter(prefix="/api/events", tags=["events"])
+router = APIRouter(
+    prefix="/api/events", tags=["events"], route_class=PlatformRoute, responses=AUTHENTICATED
+)
 
 
-@router.post("", status_code=201, summary="Create an event type")
+@router.post("", status_code=201, responses=error_responses(409), summary="Create an event type")
 async def post_event(body: EventIn, unit: Unit) -> EventOut:
     return await service.create_event(
         unit.session, unit.identity.org_id, unit.identity.user_id, body
     )
 
 
-@router.put("/order", summary="Reorder my event types")
+@router.put("/order", responses=error_responses(404), summary="Reorder my event types")
 async def put_order(body: EventOrderIn, unit: Unit) -> list[EventOut]:
     return await service.reorder_events(
         unit.session, unit.identity.org_id, unit.identity.user_id, body
     )
 
 
-@router.patch("/{event_id}", summary="Change an event type")
+@router.patch("/{event_id}", responses=error_responses(404, 409), summary="Change an event type")
 async def patch_event(event_id: uuid.UUID, body: EventPatch, unit: Unit) -> EventOut:
     return await service.update_event(
         unit.session, unit.identity.org_id, unit.identity.user_id, event_id, body
     )
 
 
-@router.delete("/{event_id}", status_code=204, summary="Delete an event type without meetings")
+@router.delete(
+    "/{event_id}",
+    status_code=204,
+    responses=error_responses(404, 409),
+    summary="Delete an event type without meetings",
+)
 async def delete_event(event_id: uuid.UUID, unit: Unit) -> Response:
     await service.delete_event(unit.session, unit.identity.org_id, unit.identity.user_id, event_id)
     return Response(status_code=204)

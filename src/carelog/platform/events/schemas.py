@@ -7,6 +7,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from carelog.platform.http import PlainText
+
+#: Stripe's largest charge (99,999,999 in the smallest unit), well inside an SQL integer.
+MAX_PRICE = 99_999_999
+
 Slug = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
 Currency = Annotated[str, Field(pattern=r"^[a-z]{3}$")]
 
@@ -14,15 +19,15 @@ Currency = Annotated[str, Field(pattern=r"^[a-z]{3}$")]
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: PlainText = Field(min_length=1, max_length=200)
     slug: Slug
-    description: str | None = Field(default=None, max_length=5000)
+    description: PlainText | None = Field(default=None, max_length=5000)
     duration_in_minutes: int = Field(ge=1, le=720)
     is_active: bool = True
-    price: int = Field(default=0, ge=0, description="cents")
+    price: int = Field(default=0, ge=0, le=MAX_PRICE, description="cents")
     currency: Currency = "eur"
-    stripe_product_id: str | None = Field(default=None, max_length=255)
-    stripe_price_id: str | None = Field(default=None, max_length=255)
+    stripe_product_id: PlainText | None = Field(default=None, max_length=255)
+    stripe_price_id: PlainText | None = Field(default=None, max_length=255)
 
 
 class EventPatch(BaseModel):
@@ -30,15 +35,15 @@ class EventPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: PlainText | None = Field(default=None, min_length=1, max_length=200)
     slug: Slug | None = None
-    description: str | None = Field(default=None, max_length=5000)
+    description: PlainText | None = Field(default=None, max_length=5000)
     duration_in_minutes: int | None = Field(default=None, ge=1, le=720)
     is_active: bool | None = None
-    price: int | None = Field(default=None, ge=0)
+    price: int | None = Field(default=None, ge=0, le=MAX_PRICE)
     currency: Currency | None = None
-    stripe_product_id: str | None = Field(default=None, max_length=255)
-    stripe_price_id: str | None = Field(default=None, max_length=255)
+    stripe_product_id: PlainText | None = Field(default=None, max_length=255)
+    stripe_price_id: PlainText | None = Field(default=None, max_length=255)
 
     @model_validator(mode="after")
     def _no_null_required(self) -> EventPatch:

@@ -7,8 +7,14 @@ from fastapi import APIRouter
 from carelog.platform.auth import Unit
 from carelog.platform.experts import service
 from carelog.platform.experts.schemas import ProfileIn, ProfileOut
+from carelog.platform.http import AUTHENTICATED, PlatformRoute, error_responses
 
-router = APIRouter(prefix="/api/expert-profile", tags=["expert profile"])
+router = APIRouter(
+    prefix="/api/expert-profile",
+    tags=["expert profile"],
+    route_class=PlatformRoute,
+    responses=AUTHENTICATED,
+)
 
 
 @router.put("", summary="Create or replace my expert profile")
@@ -17,13 +23,21 @@ async def put_profile(body: ProfileIn, unit: Unit) -> ProfileOut:
     return await service.save_profile(unit.session, me.org_id, me.user_id, body)
 
 
-@router.post("/publish", summary="Publish my profile (first time: accept the agreement)")
+@router.post(
+    "/publish",
+    responses=error_responses(404, 409),
+    summary="Publish my profile (first time: accept the agreement)",
+)
 async def publish(unit: Unit) -> ProfileOut:
     me = unit.identity
     return await service.set_published(unit.session, me.org_id, me.user_id, publish=True)
 
 
-@router.post("/unpublish", summary="Hide my profile from the public catalogue")
+@router.post(
+    "/unpublish",
+    responses=error_responses(404, 409),
+    summary="Hide my profile from the public catalogue",
+)
 async def unpublish(unit: Unit) -> ProfileOut:
     me = unit.identity
     return await service.set_published(unit.session, me.org_id, me.user_id, publish=False)

@@ -7,22 +7,24 @@ from datetime import datetime
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+from carelog.platform.http import PlainText
+
 
 class SocialLink(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=50, description="platform, e.g. linkedin")
+    name: PlainText = Field(min_length=1, max_length=50, description="platform, e.g. linkedin")
     url: AnyHttpUrl
 
 
 class ProfileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    first_name: str = Field(min_length=1, max_length=100)
-    last_name: str = Field(min_length=1, max_length=100)
-    headline: str | None = Field(default=None, max_length=200)
-    short_bio: str | None = Field(default=None, max_length=1000)
-    long_bio: str | None = Field(default=None, max_length=10000)
+    first_name: PlainText = Field(min_length=1, max_length=100)
+    last_name: PlainText = Field(min_length=1, max_length=100)
+    headline: PlainText | None = Field(default=None, max_length=200)
+    short_bio: PlainText | None = Field(default=None, max_length=1000)
+    long_bio: PlainText | None = Field(default=None, max_length=10000)
     profile_picture: AnyHttpUrl | None = None
     primary_category_id: uuid.UUID | None = None
     secondary_category_id: uuid.UUID | None = None

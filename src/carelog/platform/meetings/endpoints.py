@@ -10,17 +10,27 @@ from fastapi import APIRouter, Depends
 from carelog.db.session import Scopes
 from carelog.platform.auth import Unit
 from carelog.platform.common import get_scopes
+from carelog.platform.http import AUTHENTICATED, PUBLIC, PlatformRoute, error_responses
 from carelog.platform.meetings import service
 from carelog.platform.meetings.schemas import BookingIn, MeetingOut
 
-router = APIRouter(prefix="/api/meetings", tags=["meetings"])
+router = APIRouter(prefix="/api/meetings", tags=["meetings"], route_class=PlatformRoute)
 
 
-@router.post("", status_code=201, summary="Book a free event (public, no sign-in)")
+@router.post(
+    "",
+    status_code=201,
+    responses={**PUBLIC, **error_responses(404, 409)},
+    summary="Book a free event (public, no sign-in)",
+)
 async def book(body: BookingIn, scopes: Annotated[Scopes, Depends(get_scopes)]) -> MeetingOut:
     return await service.book_free(scopes, body)
 
 
-@router.post("/{meeting_id}/cancel", summary="Cancel a meeting (its expert or its guest)")
+@router.post(
+    "/{meeting_id}/cancel",
+    responses={**AUTHENTICATED, **error_responses(404, 409)},
+    summary="Cancel a meeting (its expert or its guest)",
+)
 async def cancel(meeting_id: uuid.UUID, unit: Unit) -> MeetingOut:
     return await service.cancel(unit.session, unit.identity, meeting_id)

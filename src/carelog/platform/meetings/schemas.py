@@ -11,9 +11,10 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from carelog.platform.http import PlainText
 from carelog.platform.schedule.schemas import Timezone
 
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+EMAIL_PATTERN = r"^[^@\s\x00]{1,64}@[^@\s\x00]+\.[^@\s\x00]+$"
 
 
 class BookingIn(BaseModel):
@@ -22,8 +23,8 @@ class BookingIn(BaseModel):
     event_id: uuid.UUID
     start_time: AwareDatetime = Field(description="slot start, with a UTC offset")
     guest_email: str = Field(max_length=254, pattern=EMAIL_PATTERN)
-    guest_name: str = Field(min_length=1, max_length=200)
-    guest_notes: str | None = Field(default=None, max_length=5000)
+    guest_name: PlainText = Field(min_length=1, max_length=200)
+    guest_notes: PlainText | None = Field(default=None, max_length=5000)
     timezone: Timezone = Field(description="the guest's IANA timezone")
 
 

@@ -18,12 +18,13 @@ from fastapi import APIRouter, Depends, Request
 from carelog.db.session import Scopes
 from carelog.platform.common import get_scopes
 from carelog.platform.errors import ApiError
+from carelog.platform.http import PlatformRoute, described
 from carelog.platform.payments import service
 from carelog.platform.payments.orgs import PaymentIntentLookup, get_payment_intent_lookup
 from carelog.platform.payments.schemas import WebhookAck
 
 SECRET_VARIABLE = "STRIPE_WEBHOOK_SECRET"  # noqa: S105 - a variable name
-router = APIRouter(tags=["payments"])
+router = APIRouter(tags=["payments"], route_class=PlatformRoute)
 log = logging.getLogger("carelog.payments")
 
 
@@ -31,8 +32,9 @@ log = logging.getLogger("carelog.payments")
     "/api/webhooks/stripe",
     summary="Stripe webhook (signed by Stripe; no user authentication)",
     responses={
-        400: {"description": "missing or invalid signature"},
-        500: {"description": "handling failed; Stripe retries"},
+        **described(400, "Missing or invalid Stripe-Signature."),
+        **described(500, "Not configured, or handling failed; Stripe retries."),
+        **described(503, "The audit trail could not record the event; Stripe retries."),
     },
 )
 async def stripe_webhook(

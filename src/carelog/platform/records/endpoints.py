@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, status
 
 from carelog.platform.auth.dependencies import Unit
+from carelog.platform.http import AUTHENTICATED, PlatformRoute, described
 from carelog.platform.records import service
 from carelog.platform.records.crypto import RecordKeyring
 from carelog.platform.records.schemas import (
@@ -23,9 +24,9 @@ from carelog.platform.records.schemas import (
 )
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid access token."},
-    403: {"description": "Not an active member of the token's organization."},
-    404: {"description": "No such appointment, or not yours (audited as denied)."},
+    **AUTHENTICATED,
+    **described(403, "Not an active member of the token's organization."),
+    **described(404, "No such appointment, or not yours (audited as denied)."),
 }
 
 
@@ -39,7 +40,11 @@ def record_keyring(request: Request) -> RecordKeyring:
 
 
 Keyring = Annotated[RecordKeyring, Depends(record_keyring)]
-router = APIRouter(prefix="/api/appointments/{meeting_id}/records", tags=["medical records"])
+router = APIRouter(
+    prefix="/api/appointments/{meeting_id}/records",
+    tags=["medical records"],
+    route_class=PlatformRoute,
+)
 
 
 @router.post(
@@ -60,7 +65,7 @@ async def create_record(
     response_model=RecordList,
     responses={
         **ERRORS,
-        503: {"description": "The read could not be audited durably; nothing is returned."},
+        **described(503, "The read could not be audited durably; nothing is returned."),
     },
     summary="Read the appointment's records (its expert, or its patient from their own org)",
 )
@@ -71,7 +76,7 @@ async def list_records(meeting_id: uuid.UUID, unit: Unit, keyring: Keyring) -> R
 @router.put(
     "",
     response_model=RecordUpdated,
-    responses={**ERRORS, 409: {"description": "expected_version is outdated."}},
+    responses={**ERRORS, **described(409, "expected_version is outdated.")},
     summary="Replace a record's content (the authoring expert only; version + 1)",
 )
 async def update_record(

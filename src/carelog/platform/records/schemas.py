@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from carelog.platform.http import INT4_MAX
+
 MAX_CONTENT_CHARS = 100_000
 
 
@@ -38,6 +40,7 @@ class RecordUpdate(BaseModel):
     expected_version: int | None = Field(
         default=None,
         ge=1,
+        le=INT4_MAX,
         description="Optimistic concurrency: refuse (409) unless the record is at this version.",
     )
 

@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from carelog.db.schema.base import Day
+from carelog.platform.http import PlainText
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -82,7 +83,7 @@ class BlockedDateIn(BaseModel):
 
     date: dt.date
     timezone: Timezone = "UTC"
-    reason: str | None = Field(default=None, max_length=500)
+    reason: PlainText | None = Field(default=None, max_length=500)
 
 
 class BlockedDateOut(BaseModel):
