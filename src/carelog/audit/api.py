@@ -100,7 +100,12 @@ async def log_audit_event(
     if unit is not None and outcome == "success" and not spec.is_read:
         await unit.execute(insert(AuditLog), [_orm_row(event)])
         return event
-    await _submit(service.writer, event, spec.fail_closed)
+    fail_closed = spec.fail_closed
+    try:  # _submit, inlined: one coroutine frame less on the hot path
+        await service.writer.submit(event, fail_closed=fail_closed)
+    except AuditUnavailableError:
+        if fail_closed:
+            raise
     return event
 
 

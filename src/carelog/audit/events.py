@@ -185,7 +185,7 @@ def _plain_metadata(metadata: Mapping[str, Any], masker: Masker) -> dict[str, An
 def _optional_id(value: object, field: str) -> str | None:
     if value is None:
         return None
-    text = str(value)
+    text = value if type(value) is str else str(value)
     if not text or len(text) > MAX_ID_LENGTH:
         raise AuditInputError(f"must be 1-{MAX_ID_LENGTH} characters", field=field)
     return text
@@ -204,41 +204,47 @@ def build_event(
     data_subject: object = None,
     outcome: Outcome = "success",
 ) -> tuple[AuditEvent, ActionSpec]:
-    spec = catalog.action(action)
-    catalog.check_resource_type(resource_type)
+    # The common case takes the fast lookups; anything unusual goes to the checks that explain.
+    spec = catalog.actions.get(action)
+    if spec is None:
+        spec = catalog.action(action)
+    if resource_type not in catalog.resource_types:
+        catalog.check_resource_type(resource_type)
     if outcome not in OUTCOMES:
         raise AuditInputError(
             f"unknown outcome {outcome!r}", field="outcome", hint="success, failure or denied"
         )
     actor, org = context.require()
-    old, new = minimise_changes(changes)
-    if old is not None or new is not None:
-        scrubbed = masker.scrub({"o": old, "n": new})
-        both = _jsonable(scrubbed, "changes", MAX_CHANGES_BYTES)
-        old, new = both["o"], both["n"]
+    old: dict[str, Any] | None = None
+    new: dict[str, Any] | None = None
+    if changes is not None:
+        old, new = minimise_changes(changes)
+        if old is not None or new is not None:
+            scrubbed = masker.scrub({"o": old, "n": new})
+            both = _jsonable(scrubbed, "changes", MAX_CHANGES_BYTES)
+            old, new = both["o"], both["n"]
     meta: dict[str, Any] | None = None
     if metadata is not None:
-        if not isinstance(metadata, Mapping):
+        if type(metadata) is not dict and not isinstance(metadata, Mapping):
             raise AuditInputError("must be a mapping", field="metadata")
         meta = _plain_metadata(metadata, masker)
         if meta is None:
             meta = _jsonable(masker.scrub(metadata), "metadata", MAX_METADATA_BYTES) or None
-    event = AuditEvent(
-        id=uuid7(),
-        org_id=org,
-        workos_user_id=actor,
-        actor_type=context.actor_type,
-        action=spec.name,
-        resource_type=resource_type,
-        resource_id=_optional_id(resource_id, "resource_id"),
-        outcome=outcome,
-        data_subject_id=_optional_id(data_subject, "data_subject"),
-        old_values=old,
-        new_values=new,
-        metadata=meta,
-        ip_address=context.ip_address,
-        user_agent=context.user_agent,
-        request_id=context.request_id,
-        created_at=datetime.now(UTC),
-    )
-    return event, spec
+    return AuditEvent(
+        uuid7(),
+        org,
+        actor,
+        context.actor_type,
+        spec.name,
+        resource_type,
+        _optional_id(resource_id, "resource_id"),
+        outcome,
+        _optional_id(data_subject, "data_subject"),
+        old,
+        new,
+        meta,
+        context.ip_address,
+        context.user_agent,
+        context.request_id,
+        datetime.now(UTC),
+    ), spec

@@ -28,9 +28,13 @@ import orjson
 log = logging.getLogger("carelog.audit.spool")
 
 
-def encode_line(row: dict[str, Any]) -> bytes:
-    body = orjson.dumps(row)
+def encode_body(body: bytes) -> bytes:
+    """One spool line: the CRC-32 of an already serialised JSON object, the object, a newline."""
     return b"%08x " % zlib.crc32(body) + body + b"\n"
+
+
+def encode_line(row: dict[str, Any]) -> bytes:
+    return encode_body(orjson.dumps(row))
 
 
 def decode_line(line: bytes) -> dict[str, Any] | None:
@@ -77,14 +81,20 @@ class Spool:
 
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
         """Write and fsync; returns only when the rows would survive a crash of the machine."""
-        data = b"".join(encode_line(r) for r in rows)
+        self._write(b"".join(encode_line(r) for r in rows), len(rows))
+
+    def append_encoded(self, bodies: Sequence[bytes]) -> None:
+        """The same for rows already serialised as JSON objects (the writer's wire bodies)."""
+        self._write(b"".join(encode_body(b) for b in bodies), len(bodies))
+
+    def _write(self, data: bytes, count: int) -> None:
         fd = self._open()
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
         os.fsync(fd)
-        self.appended += len(rows)
+        self.appended += count
 
     def rotate(self) -> None:
         """Close the current file (and release its lock) so it can be replayed."""
