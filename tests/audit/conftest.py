@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from audit_env import AuditEnv
 
-from carelog.audit.api import AuditService, configure_audit
+from carelog.audit.api import configure_audit
 from carelog.audit.setup import create_audit_service
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
 from carelog.platform.audit_catalog import build_catalog
-from world import World, build_world
-
-
-@dataclass
-class AuditEnv:
-    db: Database
-    world: World
-    service: AuditService
-    scopes: Scopes
-    spool_dir: Path
-
-    def count(self, where: str = "true", **params: object) -> int:
-        import sqlalchemy as sa
-
-        with self.db.sync_engine("admin").connect() as conn:
-            return int(
-                conn.execute(
-                    sa.text(f"select count(*) from audit_logs where {where}"), params
-                ).scalar_one()
-            )
+from world import build_world
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+from audit_env import AuditEnv
 
 from carelog.audit import audit_context, log_audit_event, log_audit_event_sync
 from carelog.audit.context import current_context
@@ -14,7 +15,6 @@ from carelog.audit.errors import AuditInputError, MissingAuditContextError
 from carelog.audit.events import build_event
 from carelog.audit.spool import Spool
 from carelog.audit.writer import AuditWriter
-from conftest import AuditEnv
 
 REFERENCE_NEW_VOCABULARY = """MEDICAL_RECORD_CREATED MEDICAL_RECORD_VIEWED MEDICAL_RECORD_UPDATED
 MEDICAL_RECORD_DELETED MEDICAL_RECORDS_EXPORTED APPOINTMENT_CREATED APPOINTMENT_VIEWED

@@ -23,6 +23,7 @@ from typing import Any
 import nats
 import pytest
 import sqlalchemy as sa
+from audit_env import AuditEnv
 from sqlalchemy.exc import DBAPIError
 
 from carelog.audit import audit_context, log_audit_event
@@ -39,7 +40,6 @@ from carelog.audit.streams.webhook_sink import (
     verify_signature,
 )
 from carelog.core.errors import ConfigurationError
-from conftest import AuditEnv
 
 NATS_HOST, NATS_PORT = "127.0.0.1", 4222
 SECRET = "test-secret-" + secrets.token_hex(8)

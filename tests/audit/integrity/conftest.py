@@ -1,152 +1,19 @@
-"""A migrated database with the two-tenant world, a signing key, a sealer and tamper helpers.
-
-Tampering is done the way an attacker with superuser access would: through the admin
-connection, with triggers switched off (``session_replication_role = replica``), because the
-append-only triggers refuse UPDATE and DELETE even to a superuser.
-"""
+"""The ``integrity`` fixture; the helpers live in integrity_env.py."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
+from integrity_env import Integrity
 
 from carelog.audit.integrity import SigningKeyring, generate_key
 from carelog.audit.integrity.sealer import Sealer
-from carelog.audit.integrity.verify import VerifyReport, verify_org
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
-from world import World, build_world
-
-BASE = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-COLUMNS = (
-    "id",
-    "org_id",
-    "workos_user_id",
-    "actor_type",
-    "action",
-    "resource_type",
-    "resource_id",
-    "outcome",
-    "data_subject_id",
-    "old_values",
-    "new_values",
-    "metadata",
-    "ip_address",
-    "user_agent",
-    "request_id",
-    "created_at",
-    "source",
-    "schema_version",
-)
-
-
-def make_event(org_id: uuid.UUID, i: int, **overrides: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "org_id": org_id,
-        "workos_user_id": f"user_{i % 3}",
-        "actor_type": "user",
-        "action": "PROFILE_VIEWED",
-        "resource_type": "profile",
-        "resource_id": f"p{i}",
-        "outcome": "success",
-        "data_subject_id": f"patient_{i % 5}" if i % 2 else None,
-        "old_values": {"name": "masked:hmac-sha256:ab", "n": i} if i % 4 == 0 else None,
-        "new_values": {"name": "masked:hmac-sha256:cd", "n": i + 1} if i % 4 == 0 else None,
-        "metadata": {"via": "web", "page": i, "ratio": 1.50, "ünï": ["x", None, True]}
-        if i % 3 == 0
-        else {"via": "api"},
-        "ip_address": "2001:db8::1" if i % 5 == 0 else "10.0.0.1",
-        "user_agent": "pytest",
-        "request_id": f"req-{i}",
-        "created_at": BASE + timedelta(seconds=i),
-        "source": "live",
-        "schema_version": 1,
-    }
-    row.update(overrides)
-    return row
-
-
-@dataclass
-class Integrity:
-    db: Database
-    world: World
-    scopes: Scopes
-    keyring: SigningKeyring
-    sealer: Sealer
-
-    org: uuid.UUID
-    other_org: uuid.UUID
-    key_env: str = ""
-
-    def cli_env(self) -> dict[str, str]:
-        db = self.db
-        return {
-            "CARELOG_DATABASE_URL": db.admin_url.render_as_string(hide_password=False),
-            "CARELOG_ROLE_PREFIX": db.settings.roles.owner.removesuffix("_owner"),
-            "CARELOG_ENV": "test",
-            "CARELOG_AUDIT_SIGNING_KEYS": self.key_env,
-        }
-
-    def admin(self) -> sa.Engine:
-        return self.db.sync_engine("admin")
-
-    def insert(self, rows: Iterable[dict[str, Any]], *, txid: int | None = None) -> list[uuid.UUID]:
-        """Insert rows as the superuser, in ONE transaction (one txid)."""
-        ids = []
-        cols = list(COLUMNS) + (["txid"] if txid is not None else [])
-        sql = sa.text(
-            f"INSERT INTO audit_logs ({', '.join(chr(34) + c + chr(34) for c in cols)}) VALUES ("
-            + ", ".join(
-                f"CAST(:{c} AS jsonb)"
-                if c in ("old_values", "new_values", "metadata")
-                else f"CAST(:{c} AS inet)"
-                if c == "ip_address"
-                else f":{c}"
-                for c in cols
-            )
-            + ")"
-        )
-        with self.admin().begin() as conn:
-            for row in rows:
-                params = {
-                    k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in row.items()
-                }
-                if txid is not None:
-                    params["txid"] = txid
-                conn.execute(sql, params)
-                ids.append(row["id"])
-        return ids
-
-    def add(self, n: int, *, start: int = 0, org: uuid.UUID | None = None) -> list[uuid.UUID]:
-        return self.insert(make_event(org or self.org, start + i) for i in range(n))
-
-    def tamper(self, *statements: str, **params: Any) -> None:
-        """Run SQL as the superuser with every trigger off, as an attacker would."""
-        with self.admin().begin() as conn:
-            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
-            for statement in statements:
-                conn.execute(sa.text(statement), params)
-
-    def scalar(self, sql: str, **params: Any) -> Any:
-        with self.admin().connect() as conn:
-            return conn.execute(sa.text(sql), params).scalar()
-
-    async def verify(
-        self, org: uuid.UUID | None = None, *, window: timedelta = timedelta(minutes=5), **kw: Any
-    ) -> VerifyReport:
-        org = org or self.org
-        async with self.scopes.system_scope("system:verify", org) as session:
-            return await verify_org(
-                session, org, self.keyring.verifying_keyring(), sealing_window=window, **kw
-            )
+from world import build_world
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from integrity_env import Integrity
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
@@ -31,7 +32,6 @@ from carelog.audit.setup import create_audit_service
 from carelog.cli import integrity_commands
 from carelog.db.session import Scopes
 from carelog.platform.audit_catalog import build_catalog
-from conftest import Integrity
 from dbtools import TestServer
 from world import build_world
 

@@ -6,6 +6,7 @@ import base64
 
 import orjson
 import pytest
+from integrity_env import Integrity
 from typer.testing import CliRunner
 
 from carelog.audit.integrity import (
@@ -17,7 +18,6 @@ from carelog.audit.integrity import (
 from carelog.audit.integrity.merkle import inclusion_proof
 from carelog.audit.integrity.verify import ProofTree, consistency_for, proof_for_event
 from carelog.cli import integrity_commands
-from conftest import Integrity
 
 
 def test_proof_tree_matches_the_reference_proofs() -> None:

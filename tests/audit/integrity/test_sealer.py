@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from integrity_env import BASE, Integrity, make_event
 
 from carelog.audit.integrity import (
     SigningKeyring,
@@ -33,7 +34,6 @@ from carelog.audit.integrity.sealer import Sealer
 from carelog.db.engine import Database
 from carelog.db.schema import AuditLog
 from carelog.db.session import Scopes
-from conftest import BASE, Integrity, make_event
 
 
 def test_leaf_covers_every_column_but_txid() -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
+from integrity_env import Integrity, make_event
 
 from carelog.audit.integrity import SigningKeyring, generate_key
-from conftest import Integrity, make_event
 
 
 async def sealed(integrity: Integrity, n: int = 30, batches: int = 3) -> list:
@@ -195,7 +195,7 @@ async def test_purged_events_still_verify(integrity: Integrity) -> None:
 async def test_since_rehashes_only_newer_events(integrity: Integrity) -> None:
     ids = await sealed(integrity)
     integrity.tamper("UPDATE audit_logs SET action = 'X' WHERE id = :id", id=ids[2])
-    from conftest import BASE
+    from integrity_env import BASE
 
     report = await integrity.verify(since=BASE + timedelta(seconds=10))
     assert report.ok and report.events_checked == 20 and report.skipped_before_since == 10
