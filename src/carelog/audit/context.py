@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from carelog.audit.errors import AuditInputError, MissingAuditContextError
+from carelog.core.ids import parse_uuid
 
 ActorType = Literal["user", "system"]
 SYSTEM_PREFIX = "system:"
@@ -64,14 +65,9 @@ def current_context() -> AuditContext:
 
 
 def _org(org_id: uuid.UUID | str | None) -> uuid.UUID | None:
-    if org_id is None or isinstance(org_id, uuid.UUID):
-        return org_id
-    try:
-        return uuid.UUID(str(org_id))
-    except ValueError:
-        raise AuditInputError(
-            f"{org_id!r} is not an organization id", field="org_id", hint="expected a UUID"
-        ) from None
+    if org_id is None:
+        return None
+    return parse_uuid(org_id, field="org_id", error=AuditInputError)
 
 
 def _actor(actor: str | None) -> str | None:

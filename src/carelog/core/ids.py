@@ -15,6 +15,8 @@ import os
 import time
 import uuid
 
+from carelog.core.errors import CarelogError
+
 _MS_MASK = (1 << 48) - 1
 # the version (4 bits at 76) and variant (2 bits at 62) positions, cleared then set
 _CLEAR = ((1 << 128) - 1) ^ ((0xF << 76) | (0x3 << 62))
@@ -34,3 +36,20 @@ def uuid7(unix_ms: int | None = None) -> uuid.UUID:
     object.__setattr__(result, "int", value)
     object.__setattr__(result, "is_safe", _SAFE)
     return result
+
+
+def parse_uuid(
+    value: uuid.UUID | str,
+    *,
+    field: str,
+    what: str = "an organization id",
+    error: type[CarelogError] = CarelogError,
+) -> uuid.UUID:
+    """``value`` as a UUID, or ``error`` naming the field: ids from requests, tokens and
+    configuration are checked once, at the edge, with one message."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise error(f"{value!r} is not {what}", field=field, hint="expected a UUID") from None

@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from carelog.core.errors import ConfigurationError, DatabaseUnavailableError
+from carelog.core.errors import CarelogError, ConfigurationError, DatabaseUnavailableError
 from carelog.core.settings import Settings
 from carelog.db.embedded import start_embedded
 
@@ -24,21 +24,24 @@ RuntimeKind = Literal["app", "system", "writer"]
 UrlKind = Literal["admin", "app", "system", "writer"]
 
 
-def _psycopg_url(raw: str, *, variable: str) -> URL:
+def psycopg_url(
+    raw: str,
+    *,
+    variable: str,
+    error: type[CarelogError] = ConfigurationError,
+    hint: str = "carelog needs PostgreSQL 15 or newer",
+) -> URL:
+    """A PostgreSQL URL for the psycopg 3 driver, or ``error`` naming where it came from."""
     try:
         url = make_url(raw)
-    except ArgumentError as exc:
-        raise ConfigurationError(
+    except ArgumentError:
+        raise error(
             "is not a database URL",
             field=variable,
             hint="expected postgresql://user:password@host:port/dbname",
-        ) from exc
+        ) from None
     if url.get_backend_name() not in ("postgresql", "postgres"):
-        raise ConfigurationError(
-            f"unsupported database {url.get_backend_name()!r}",
-            field=variable,
-            hint="carelog needs PostgreSQL 15 or newer",
-        )
+        raise error(f"unsupported database {url.get_backend_name()!r}", field=variable, hint=hint)
     return url.set(drivername="postgresql+psycopg")
 
 
@@ -61,15 +64,15 @@ class Database:
         server = None
         if settings.database_url is None:
             server, raw = start_embedded(settings.data_dir)
-            admin = _psycopg_url(raw, variable="embedded server")
+            admin = psycopg_url(raw, variable="embedded server")
             _ensure_database(admin, settings.db_name)
             admin = admin.set(database=settings.db_name)
         else:
-            admin = _psycopg_url(settings.database_url, variable="CARELOG_DATABASE_URL")
+            admin = psycopg_url(settings.database_url, variable="CARELOG_DATABASE_URL")
 
         def runtime(explicit: str | None, variable: str, role: str) -> URL:
             if explicit:
-                return _psycopg_url(explicit, variable=variable)
+                return psycopg_url(explicit, variable=variable)
             return admin.set(username=role, password=None)
 
         roles = settings.roles

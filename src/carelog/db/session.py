@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from carelog.core.errors import CarelogError, ConfigurationError
+from carelog.core.ids import parse_uuid
 from carelog.db.engine import Database
 
 SYSTEM_ACTOR_PREFIX = "system:"
@@ -29,14 +30,7 @@ _SET_CONTEXT = sa.text(
 
 
 def parse_org_id(org_id: uuid.UUID | str) -> uuid.UUID:
-    if isinstance(org_id, uuid.UUID):
-        return org_id
-    try:
-        return uuid.UUID(str(org_id))
-    except ValueError:
-        raise CarelogError(
-            f"{org_id!r} is not an organization id", field="org_id", hint="expected a UUID"
-        ) from None
+    return parse_uuid(org_id, field="org_id")
 
 
 def _check_user_id(user_id: str) -> str:

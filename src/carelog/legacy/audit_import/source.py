@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
+from carelog.db.engine import psycopg_url
 from carelog.db.schema_clerk_legacy import LegacyAuditLog, LegacyUser
 from carelog.legacy.audit_import.errors import (
     LegacySourceShapeError,
@@ -77,23 +78,15 @@ class LegacyRow:
 
 
 def parse_source_url(raw: str, *, option: str = "--source") -> URL:
-    try:
-        url = make_url(raw)
-    except ArgumentError:
-        raise LegacySourceShapeError(
-            "is not a database URL",
-            field=option,
-            hint="expected postgresql://user:password@host:port/dbname",
-        ) from None
-    if url.get_backend_name() not in ("postgresql", "postgres"):
-        raise LegacySourceShapeError(
-            f"unsupported database {url.get_backend_name()!r}",
-            field=option,
-            hint="the legacy audit database is PostgreSQL",
-        )
+    url = psycopg_url(
+        raw,
+        variable=option,
+        error=LegacySourceShapeError,
+        hint="the legacy audit database is PostgreSQL",
+    )
     if not url.database:
         raise LegacySourceShapeError("names no database", field=option)
-    return url.set(drivername="postgresql+psycopg")
+    return url
 
 
 def fingerprint_of(url: URL) -> str:
