@@ -17,8 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from hypothesis import strategies as st
 
 from carelog.audit.integrity import SigningKeyring
+from carelog.audit.integrity.rows import EVENT_FIELDS
 from carelog.audit.integrity.sealer import Sealer
 from carelog.audit.integrity.verify import VerifyReport, verify_org
 from carelog.db.engine import Database
@@ -26,26 +28,7 @@ from carelog.db.session import Scopes
 from world import World
 
 BASE = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-COLUMNS = (
-    "id",
-    "org_id",
-    "workos_user_id",
-    "actor_type",
-    "action",
-    "resource_type",
-    "resource_id",
-    "outcome",
-    "data_subject_id",
-    "old_values",
-    "new_values",
-    "metadata",
-    "ip_address",
-    "user_agent",
-    "request_id",
-    "created_at",
-    "source",
-    "schema_version",
-)
+COLUMNS = EVENT_FIELDS  # the stored columns a leaf covers
 
 
 def make_event(org_id: uuid.UUID, i: int, **overrides: Any) -> dict[str, Any]:
@@ -148,3 +131,12 @@ class Integrity:
             return await verify_org(
                 session, org, self.keyring.verifying_keyring(), sealing_window=window, **kw
             )
+
+
+# Hypothesis strategies shared by the fast-path and parallel-path equivalence tests.
+TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=8,
+)

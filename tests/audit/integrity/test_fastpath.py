@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from integrity_env import Integrity, make_event
+from integrity_env import JSON_VALUES, TEXT, Integrity, make_event
 from test_sealer import TRICKY
 
 from carelog.audit.integrity import fastpath
@@ -58,18 +58,10 @@ async def test_copy_path_equals_the_reference_path(integrity: Integrity) -> None
     assert len(fast) == len(rows) and fast == reference
 
 
-_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12)
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | _text,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
-    max_leaves=8,
-)
-
-
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    text=_text,
-    metadata=st.dictionaries(_text, _json, max_size=4),
+    text=TEXT,
+    metadata=st.dictionaries(TEXT, JSON_VALUES, max_size=4),
     ip=st.ip_addresses(v=6).map(str) | st.ip_addresses(v=4).map(str),
 )
 async def test_copy_path_equals_reference_on_random_events(
