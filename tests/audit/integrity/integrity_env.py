@@ -16,11 +16,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from hypothesis import strategies as st
 
 from carelog.audit.integrity import SigningKeyring
-from carelog.audit.integrity.rows import EVENT_FIELDS
+from carelog.audit.integrity.rows import (
+    EVENT_FIELDS,
+    EVENT_SELECT,
+    row_canonical_bytes,
+    text_cursor,
+)
 from carelog.audit.integrity.sealer import Sealer
 from carelog.audit.integrity.verify import VerifyReport, verify_org
 from carelog.db.engine import Database
@@ -140,3 +146,20 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
     max_leaves=8,
 )
+
+
+def admin_conninfo(integrity: Integrity) -> str:
+    """A libpq URL for a raw psycopg connection as the admin (the equivalence tests)."""
+    return integrity.db.admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def reference_canonicals(conn: psycopg.AsyncConnection[Any], org: uuid.UUID) -> list[bytes]:
+    """Canonical bytes of every event of ``org`` through the reference (row-by-row) path, in
+    sealing order: what every fast path must reproduce byte for byte."""
+    async with text_cursor(conn) as cur:
+        await cur.execute(
+            f"SELECT {EVENT_SELECT} FROM audit_logs e WHERE e.org_id = %s "
+            "ORDER BY e.txid, e.created_at, e.id",
+            (org,),
+        )
+        return [row_canonical_bytes(r) for r in await cur.fetchall()]

@@ -9,16 +9,18 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from integrity_env import JSON_VALUES, TEXT, Integrity, make_event
+from integrity_env import (
+    JSON_VALUES,
+    TEXT,
+    Integrity,
+    admin_conninfo,
+    make_event,
+    reference_canonicals,
+)
 from test_sealer import TRICKY
 
 from carelog.audit.integrity import fastpath
 from carelog.audit.integrity.fastpath import _EVENTS_COPY, canonical_from_copy_line
-from carelog.audit.integrity.rows import EVENT_SELECT, row_canonical_bytes, text_cursor
-
-
-def _conninfo(integrity: Integrity) -> str:
-    return integrity.db.admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _both_paths(integrity: Integrity) -> tuple[list[bytes], list[bytes]]:
@@ -27,18 +29,12 @@ async def _both_paths(integrity: Integrity) -> tuple[list[bytes], list[bytes]]:
     statement = psycopg.sql.Composed(
         [psycopg.sql.SQL(before), psycopg.sql.Literal(str(integrity.org)), psycopg.sql.SQL(after)]
     )
-    async with await psycopg.AsyncConnection.connect(_conninfo(integrity)) as conn:
+    async with await psycopg.AsyncConnection.connect(admin_conninfo(integrity)) as conn:
         fast = []
         async with conn.cursor() as cur, cur.copy(statement) as copy:
             async for data in copy:
                 fast.append(canonical_from_copy_line(bytes(data)))
-        async with text_cursor(conn) as cur:
-            await cur.execute(
-                f"SELECT {EVENT_SELECT} FROM audit_logs e WHERE e.org_id = %s "
-                "ORDER BY e.txid, e.created_at, e.id",
-                (integrity.org,),
-            )
-            reference = [row_canonical_bytes(r) for r in await cur.fetchall()]
+        reference = await reference_canonicals(conn, integrity.org)
     return fast, reference
 
 
