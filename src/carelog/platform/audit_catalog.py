@@ -191,7 +191,9 @@ LEGACY_RESOURCE_TYPES: dict[str, str] = {
     "security_event": "security",
 }
 
-#: Field names whose values never enter the log in clear (masked with a keyed hash).
+#: Field names whose values never enter the log in clear (masked with a keyed hash). Written in
+#: snake_case; ``carelog.audit.fields`` matches every spelling (``guestEmail``, ``guest-email``),
+#: trailing words (``clinicalNotes``) and parent keys (``{"guest": {"name": ...}}``).
 SENSITIVE_FIELDS: tuple[str, ...] = (
     "content",
     "notes",
@@ -202,13 +204,23 @@ SENSITIVE_FIELDS: tuple[str, ...] = (
     "prescription",
     "symptoms",
     "medical_history",
+    "medication",
+    "medications",
+    "allergies",
     "guest_name",
     "guest_email",
+    "expert_name",
+    "patient_name",
+    "customer_name",
+    "full_name",
+    "display_name",
     "email",
+    "email_address",
     "first_name",
     "last_name",
     "name_of_patient",
     "phone",
+    "phone_number",
     "guest_phone",
     "address",
     "date_of_birth",
