@@ -111,8 +111,17 @@ def test_cli_check_fails_on_pending_rewrites(sample: Path) -> None:
     assert (sample / "aliased.py").read_text() == (BEFORE / "aliased.py").read_text()
 
 
-def test_cli_check_passes_once_migrated() -> None:
+def test_cli_check_fails_while_flagged_calls_remain_and_lists_them() -> None:
     result = runner.invoke(app, ["audit-api", str(AFTER), "--check"])
+    assert result.exit_code == 1, result.output
+    assert "not done: 3 call(s) flagged for manual migration" in result.output
+    assert f"{AFTER / 'unsafe.py'}:15: uses *args/**kwargs" in result.output
+
+
+def test_cli_check_passes_once_nothing_is_left(tmp_path: Path) -> None:
+    shutil.copytree(AFTER, tmp_path / "done")
+    (tmp_path / "done" / "unsafe.py").unlink()
+    result = runner.invoke(app, ["audit-api", str(tmp_path / "done"), "--check"])
     assert result.exit_code == 0, result.output
 
 
