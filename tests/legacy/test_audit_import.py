@@ -270,7 +270,10 @@ async def test_import_maps_keeps_and_quarantines(env: Env) -> None:
     assert str(meeting["ip_address"]) == "2001:db8::1"  # IPv6 kept (normalised)
 
     read = event("patient_read")  # mapped through the users table, personal organization
-    assert read["workos_user_id"] == a.patient and read["org_id"] == a.patient_org_id
+    # written by the Stripe webhook (SYSTEM_WEBHOOK / Stripe Webhook): a system actor
+    assert read["workos_user_id"] == "system:stripe-webhook"
+    assert read["org_id"] == a.patient_org_id
+    assert read["metadata"]["legacy_clerk_user_id"] == "clerk_patient_a"
     assert read["action"] == "MEDICAL_RECORD_VIEWED"
     assert read["ip_address"] is None and read["metadata"]["legacy_ip"] == "SYSTEM_WEBHOOK"
 

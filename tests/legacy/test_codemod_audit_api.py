@@ -111,8 +111,17 @@ def test_cli_check_fails_on_pending_rewrites(sample: Path) -> None:
     assert (sample / "aliased.py").read_text() == (BEFORE / "aliased.py").read_text()
 
 
-def test_cli_check_passes_once_migrated() -> None:
+def test_cli_check_fails_while_flagged_calls_remain_and_lists_them() -> None:
     result = runner.invoke(app, ["audit-api", str(AFTER), "--check"])
+    assert result.exit_code == 1, result.output
+    assert "not done: 3 call(s) flagged for manual migration" in result.output
+    assert f"{AFTER / 'unsafe.py'}:15: uses *args/**kwargs" in result.output
+
+
+def test_cli_check_passes_once_nothing_is_left(tmp_path: Path) -> None:
+    shutil.copytree(AFTER, tmp_path / "done")
+    (tmp_path / "done" / "unsafe.py").unlink()
+    result = runner.invoke(app, ["audit-api", str(tmp_path / "done"), "--check"])
     assert result.exit_code == 0, result.output
 
 
@@ -136,16 +145,16 @@ def test_cli_old_module_option_replaces_defaults(tmp_path: Path) -> None:
     target.write_text(
         "from acme.auditing import log_audit_event\n"
         "from audit import log_audit_event as untouched\n\n"
-        'log_audit_event(u, "a", "t", 1)\n'
-        'untouched(u, "a", "t", 1)\n'
+        'log_audit_event(u, "EVENT_CREATED", "event", 1)\n'
+        'untouched(u, "EVENT_CREATED", "event", 1)\n'
     )
     result = runner.invoke(app, ["audit-api", str(target), "--old-module", "acme.auditing"])
     assert result.exit_code == 0, result.output
     assert target.read_text() == (
         "from audit import log_audit_event as untouched\n"
         "from carelog.audit import log_audit_event_sync\n\n"
-        'log_audit_event_sync("a", "t", 1)\n'
-        'untouched(u, "a", "t", 1)\n'
+        'log_audit_event_sync("EVENT_TYPE_CREATED", "event_type", 1)\n'
+        'untouched(u, "EVENT_CREATED", "event", 1)\n'
     )
 
 
@@ -183,19 +192,21 @@ def test_name_still_needed_elsewhere_blocks_same_name_rewrite() -> None:
         "from audit import log_audit_event\n"
         "register(log_audit_event)\n"
         "async def f(u):\n"
-        '    await log_audit_event(u, "a", "t", 1)\n'
+        '    await log_audit_event(u, "EVENT_CREATED", "event", 1)\n'
         "def g(u):\n"
-        '    log_audit_event(u, "a", "t", 1)\n'
+        '    log_audit_event(u, "EVENT_CREATED", "event", 1)\n'
     )
     new, reasons = _rewrite(code)
     assert new.startswith(
         "from audit import log_audit_event\nfrom carelog.audit import log_audit_event_sync\n"
     )
-    assert '    await log_audit_event(u, "a", "t", 1)\n' in new
-    assert '    log_audit_event_sync("a", "t", 1)\n' in new
+    assert '    await log_audit_event(u, "EVENT_CREATED", "event", 1)\n' in new
+    assert '    log_audit_event_sync("EVENT_TYPE_CREATED", "event_type", 1)\n' in new
     assert reasons == [
+        "the deprecated function is passed by reference here; pass "
+        "carelog.audit.log_audit_event and adapt the arguments by hand",
         "'log_audit_event' must keep referring to the deprecated function, which is still "
-        "used on line 2 in a way that cannot be rewritten; fix that first"
+        "used on line 2 in a way that cannot be rewritten; fix that first",
     ]
 
 
@@ -204,7 +215,7 @@ def test_local_shadowing_blocks_rewrite() -> None:
         "from audit import log_audit_event\n"
         "def f(u):\n"
         "    log_audit_event_sync = None\n"
-        '    log_audit_event(u, "a", "t", 1)\n'
+        '    log_audit_event(u, "EVENT_CREATED", "event", 1)\n'
     )
     new, reasons = _rewrite(code)
     assert new == code
@@ -216,11 +227,14 @@ def test_local_shadowing_blocks_rewrite() -> None:
 def test_reordered_keywords_with_side_effects_are_left_alone() -> None:
     code = (
         "from audit import log_audit_event\n"
-        'log_audit_event(u, "a", "t", resource_id=new_id(), old_values=snapshot())\n'
-        'log_audit_event(u, "a", "t", new_values=load(), old_values=snapshot(), resource_id=1)\n'
+        'log_audit_event(u, "EVENT_CREATED", "event", resource_id=new_id(), old_values=snapshot())\n'
+        'log_audit_event(u, "EVENT_CREATED", "event", new_values=load(), old_values=snapshot(), resource_id=1)\n'
     )
     new, reasons = _rewrite(code)
-    assert 'log_audit_event_sync("a", "t", new_id(), {"old_values": snapshot(), ' in new
+    assert (
+        'log_audit_event_sync("EVENT_TYPE_CREATED", "event_type", new_id(), {"old_values": snapshot(), '
+        in new
+    )
     assert reasons == [
         "arguments 'new_values' and 'old_values' would be evaluated in a different order"
     ]
@@ -229,13 +243,25 @@ def test_reordered_keywords_with_side_effects_are_left_alone() -> None:
 @pytest.mark.parametrize(
     ("call", "reason"),
     [
-        ('log_audit_event(u, "a", "t")', "missing required argument(s): 'resource_id'"),
+        (
+            'log_audit_event(u, "EVENT_CREATED", "event")',
+            "missing required argument(s): 'resource_id'",
+        ),
         ("log_audit_event(1, 2, 3, 4, 5, 6, 7, 8, 9)", "too many positional arguments"),
-        ('log_audit_event(u, "a", "t", 1, action="x")', "argument 'action' given more than once"),
-        ('log_audit_event(u, "a", "t", 1, **extra)', "uses *args/**kwargs"),
+        (
+            'log_audit_event(u, "EVENT_CREATED", "event", 1, action="x")',
+            "argument 'action' given more than once",
+        ),
+        ('log_audit_event(u, "EVENT_CREATED", "event", 1, **extra)', "uses *args/**kwargs"),
         ('log_audit_event(audit_user(), "a", "t", 1)', "dropping 'user_id'"),
-        ('log_audit_event(u, "a", "t", 1, user_agent=await ua())', "dropping 'user_agent'"),
-        ('log_audit_event(u, "a", "t", 1, ip_address=ips[pick()])', "dropping 'ip_address'"),
+        (
+            'log_audit_event(u, "EVENT_CREATED", "event", 1, user_agent=await ua())',
+            "dropping 'user_agent'",
+        ),
+        (
+            'log_audit_event(u, "EVENT_CREATED", "event", 1, ip_address=ips[pick()])',
+            "dropping 'ip_address'",
+        ),
     ],
 )
 def test_calls_that_cannot_be_rewritten(call: str, reason: str) -> None:
@@ -249,11 +275,11 @@ def test_calls_that_cannot_be_rewritten(call: str, reason: str) -> None:
 def test_inert_dropped_arguments_are_removed() -> None:
     code = (
         "from audit import log_audit_event\n"
-        'log_audit_event(req.user.id, "a", "t", 1, ip_address=req.h["ip"][0], user_agent=-1)\n'
+        'log_audit_event(req.user.id, "EVENT_CREATED", "event", 1, ip_address=req.h["ip"][0], user_agent=-1)\n'
     )
     new, reasons = _rewrite(code)
     assert reasons == []
-    assert new.endswith('log_audit_event_sync("a", "t", 1)\n')
+    assert new.endswith('log_audit_event_sync("EVENT_TYPE_CREATED", "event_type", 1)\n')
 
 
 def test_result_is_valid_python_for_every_sample() -> None:

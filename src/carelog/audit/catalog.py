@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from carelog.audit.errors import AuditInputError
+from carelog.audit.fields import canonical_field
 
 Outcome = Literal["success", "failure", "denied"]
 OUTCOMES: tuple[Outcome, ...] = ("success", "failure", "denied")
@@ -84,7 +85,7 @@ class AuditCatalog:
         return cls(
             actions=MappingProxyType(table),
             resource_types=frozenset((*CORE_RESOURCE_TYPES, *resource_types)),
-            sensitive_fields=frozenset(f.lower() for f in sensitive_fields),
+            sensitive_fields=frozenset(canonical_field(f) for f in sensitive_fields),
         )
 
     def action(self, name: str) -> ActionSpec:

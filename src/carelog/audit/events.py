@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,7 @@ import orjson
 from carelog.audit.catalog import OUTCOMES, ActionSpec, AuditCatalog, Outcome
 from carelog.audit.context import AuditContext
 from carelog.audit.errors import AuditInputError
+from carelog.audit.fields import FieldClassifier
 from carelog.core.ids import uuid7
 
 MAX_METADATA_BYTES = 16 * 1024
@@ -83,11 +84,15 @@ class AuditEvent:
 
 
 class Masker:
-    """Keyed hashing of sensitive values: equal inputs give equal masks, nothing is revealed."""
+    """Keyed hashing of sensitive values: equal inputs give equal masks, nothing is revealed.
 
-    def __init__(self, key: bytes, sensitive_fields: frozenset[str]) -> None:
+    Keys are classified by meaning, whatever their spelling (``guestEmail``, ``guest-email``,
+    ``{"guest": {"email": ...}}``): see :mod:`carelog.audit.fields`.
+    """
+
+    def __init__(self, key: bytes, sensitive_fields: Iterable[str]) -> None:
         self._key = key
-        self.sensitive = sensitive_fields
+        self.sensitive = FieldClassifier(sensitive_fields)
 
     def mask_value(self, value: Any) -> str:
         if isinstance(value, str) and value.startswith(MASK_PREFIX):
@@ -95,19 +100,20 @@ class Masker:
         data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
         return MASK_PREFIX + hmac.new(self._key, data, hashlib.sha256).hexdigest()[:32]
 
-    def scrub(self, value: Any) -> Any:
-        """Mask every sensitive field, at any depth."""
+    def scrub(self, value: Any, parent: str | None = None) -> Any:
+        """Mask every sensitive field, at any depth (a key is judged with its parent's)."""
         if isinstance(value, Mapping):
+            judge = self.sensitive.is_sensitive
             return {
                 str(k): (
                     self.mask_value(v)
-                    if str(k).lower() in self.sensitive and v is not None
-                    else self.scrub(v)
+                    if v is not None and judge(str(k), parent)
+                    else self.scrub(v, str(k))
                 )
                 for k, v in value.items()
             }
         if isinstance(value, (list, tuple)):
-            return [self.scrub(v) for v in value]
+            return [self.scrub(v, parent) for v in value]
         return value
 
 
@@ -170,10 +176,10 @@ def _plain_metadata(metadata: Mapping[str, Any], masker: Masker) -> dict[str, An
     none of them sensitive. Returns None when the general path is needed."""
     if len(metadata) > _FLAT_LIMIT or not metadata:
         return None
-    sensitive = masker.sensitive
+    judge = masker.sensitive.is_sensitive
     total = 0
     for key, value in metadata.items():
-        if type(key) is not str or type(value) not in _FLAT or key.lower() in sensitive:
+        if type(key) is not str or type(value) not in _FLAT or judge(key):
             return None
         if type(value) is str:
             total += len(value)

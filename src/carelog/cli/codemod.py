@@ -47,7 +47,12 @@ def audit_api(
         list[Path], typer.Argument(help="Files or directories to rewrite.", show_default=False)
     ],
     check: Annotated[
-        bool, typer.Option("--check", help="Write nothing; exit 1 if any file would change.")
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; exit 1 while any file would change or any call is flagged "
+            "or unparsable (what is left is printed).",
+        ),
     ] = False,
     old_module: Annotated[
         list[str] | None,
@@ -57,16 +62,34 @@ def audit_api(
             f"defaults ({', '.join(DEFAULT_OLD_MODULES)}).",
         ),
     ] = None,
+    discover: Annotated[
+        bool,
+        typer.Option(
+            "--discover/--no-discover",
+            help="Also treat modules under PATHS that define the deprecated eight-parameter "
+            "log_audit_event as deprecated modules.",
+        ),
+    ] = True,
 ) -> None:
     """Move log_audit_event calls to carelog.audit (async or _sync, by call site)."""
     missing = [p for p in paths if not p.exists()]
     if missing:
         typer.echo(f"error: no such file or directory: {missing[0]}", err=True)
         raise typer.Exit(2)
-    summary = rewrite_paths(paths, check=check, old_modules=old_module or DEFAULT_OLD_MODULES)
+    summary = rewrite_paths(
+        paths, check=check, old_modules=old_module or DEFAULT_OLD_MODULES, discover=discover
+    )
+    for module in summary.discovered:
+        typer.echo(f"discovered deprecated module: {module}")
     # Plain echo keeps report lines unwrapped and clickable (path:line) in terminals and CI.
     for line in summary.reports:
         typer.echo(line)
     _print_summary(summary)
-    if check and summary.files_changed:
+    if check and not summary.done():
+        left = [f"{summary.files_changed} file(s) would change"] if summary.files_changed else []
+        if summary.calls_skipped:
+            left.append(f"{summary.calls_skipped} call(s) flagged for manual migration")
+        if summary.files_failed:
+            left.append(f"{summary.files_failed} file(s) could not be parsed")
+        typer.echo("not done: " + "; ".join(left) + " (listed above)")
         raise typer.Exit(1)

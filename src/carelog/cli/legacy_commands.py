@@ -121,5 +121,5 @@ def import_audit(
     out.print(reconciliation_table(report))
     if audited:
         out.print(f"AUDIT_LOG_IMPORTED recorded in {audited} organization(s).")
-    if not report.counts.adds_up():
+    if not report.counts.adds_up() or not report.counts.table_agrees():
         raise typer.Exit(1)

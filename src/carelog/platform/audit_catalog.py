@@ -5,7 +5,8 @@ precise home (``legacy_names``) instead of the reference's lossy remapping, wher
 service, saving a schedule or publishing a profile all became ``PROFILE_UPDATED`` and a
 practitioner's consent became ``COMPLIANCE_REPORT_GENERATED``. Failed and denied attempts are
 the same action with ``outcome='failure'|'denied'``, so "who tried to read this record and was
-refused" is a filter, not a separate vocabulary.
+refused" is a filter, not a separate vocabulary. The first code era wrote generic verbs on table
+names (``create`` on ``events``); those legacy names are written ``"<table>:<verb>"``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         fail_closed=True,
         legacy_names=(
             "READ_MEDICAL_RECORDS_FOR_MEETING",
+            "READ_ALL_MEDICAL_RECORDS_FOR_EXPERT",  # a bulk read of every record of an expert
             "FAILED_READ_MEDICAL_RECORDS",
             "FAILED_READ_MEDICAL_RECORDS_UNAUTHORIZED",
         ),
@@ -53,10 +55,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
     A("MEDICAL_RECORD_DELETED", "medical_record", "write", phi=True),
     A("MEDICAL_RECORDS_EXPORTED", "medical_record", "read", phi=True, fail_closed=True),
     # Appointments
-    A("APPOINTMENT_CREATED", "appointment", legacy_names=("MEETING_CREATED",)),
+    A("APPOINTMENT_CREATED", "appointment", legacy_names=("MEETING_CREATED", "meetings:create")),
     A("APPOINTMENT_VIEWED", "appointment", "read"),
-    A("APPOINTMENT_UPDATED", "appointment", legacy_names=("MEETING_UPDATED",)),
-    A("APPOINTMENT_CANCELLED", "appointment", legacy_names=("MEETING_CANCELLED",)),
+    A("APPOINTMENT_UPDATED", "appointment", legacy_names=("MEETING_UPDATED", "meetings:update")),
+    A(
+        "APPOINTMENT_CANCELLED",
+        "appointment",
+        legacy_names=("MEETING_CANCELLED", "meetings:delete"),
+    ),
     A("APPOINTMENT_COMPLETED", "appointment"),
     A("APPOINTMENT_NO_SHOW", "appointment"),
     A(
@@ -103,11 +109,20 @@ ACTIONS: tuple[ActionSpec, ...] = (
         description="A practitioner accepted the platform agreement (consent, not a report).",
     ),
     # Expert services, availability
-    A("EVENT_TYPE_CREATED", "event_type", legacy_names=("EVENT_CREATED",)),
-    A("EVENT_TYPE_UPDATED", "event_type", legacy_names=("EVENT_UPDATED",)),
-    A("EVENT_TYPE_DELETED", "event_type", legacy_names=("EVENT_DELETED",)),
+    A("EVENT_TYPE_CREATED", "event_type", legacy_names=("EVENT_CREATED", "events:create")),
+    A("EVENT_TYPE_UPDATED", "event_type", legacy_names=("EVENT_UPDATED", "events:update")),
+    A("EVENT_TYPE_DELETED", "event_type", legacy_names=("EVENT_DELETED", "events:delete")),
     A("EVENT_TYPES_REORDERED", "event_type"),
-    A("SCHEDULE_UPDATED", "schedule", legacy_names=("SCHEDULE_UPDATED",)),
+    A(
+        "SCHEDULE_UPDATED",
+        "schedule",
+        legacy_names=(
+            "SCHEDULE_UPDATED",
+            "schedules:create",
+            "schedules:update",
+            "schedules:delete",
+        ),
+    ),
     A("BLOCKED_DATE_ADDED", "schedule", legacy_names=("BLOCKED_DATE_ADDED",)),
     A("BLOCKED_DATE_REMOVED", "schedule", legacy_names=("BLOCKED_DATE_REMOVED",)),
     # Organizations
@@ -177,8 +192,11 @@ RESOURCE_TYPES: tuple[str, ...] = (
     "encryption_key",
 )
 
-#: Legacy resource types (domain.md 4.2) → their home here.
+#: Legacy resource types → their home here (the first wrapper used the plural table names).
 LEGACY_RESOURCE_TYPES: dict[str, str] = {
+    "events": "event_type",
+    "meetings": "appointment",
+    "schedules": "schedule",
     "medical_record": "medical_record",
     "meeting": "appointment",
     "event": "event_type",
@@ -191,7 +209,9 @@ LEGACY_RESOURCE_TYPES: dict[str, str] = {
     "security_event": "security",
 }
 
-#: Field names whose values never enter the log in clear (masked with a keyed hash).
+#: Field names whose values never enter the log in clear (masked with a keyed hash). Written in
+#: snake_case; ``carelog.audit.fields`` matches every spelling (``guestEmail``, ``guest-email``),
+#: trailing words (``clinicalNotes``) and parent keys (``{"guest": {"name": ...}}``).
 SENSITIVE_FIELDS: tuple[str, ...] = (
     "content",
     "notes",
@@ -202,13 +222,23 @@ SENSITIVE_FIELDS: tuple[str, ...] = (
     "prescription",
     "symptoms",
     "medical_history",
+    "medication",
+    "medications",
+    "allergies",
     "guest_name",
     "guest_email",
+    "expert_name",
+    "patient_name",
+    "customer_name",
+    "full_name",
+    "display_name",
     "email",
+    "email_address",
     "first_name",
     "last_name",
     "name_of_patient",
     "phone",
+    "phone_number",
     "guest_phone",
     "address",
     "date_of_birth",

@@ -90,3 +90,9 @@ class LegacyAuditQuarantine(Base):
     created_at: Mapped[datetime] = mapped_column(
         TIMESTAMP(timezone=True), nullable=False, server_default=func.now()
     )
+    resolved_at: Mapped[datetime | None] = mapped_column(
+        TIMESTAMP(timezone=True), comment="set when a later run imported the row"
+    )
+    resolved_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("legacy_import_runs.id", ondelete="RESTRICT")
+    )

@@ -7,13 +7,19 @@ Each legacy row ends in exactly one of three places, so ``source_rows = imported
 * **already_present**: the same event is already there (an earlier or crashed run);
 * **quarantined**: it cannot be mapped; it goes to ``legacy_audit_quarantine`` with the reason.
 
+A quarantined row that a later run imports (a user was added, a mapping fixed) is marked
+``resolved_at``/``resolved_run_id`` in the quarantine table and counted as ``resolved``; after a
+complete run the table's open rows for the source equal the run's ``quarantined`` count, and
+the reconciliation says so ("Quarantine table agrees").
+
 Idempotence comes from determinism: the event id is ``uuid5(LEGACY_NAMESPACE,
 f"{fingerprint}:{legacy_id}")``, ``created_at`` is the original timestamp (naive → UTC) and the
-organization comes from the mapping, so a rerun produces the same primary key and the insert's
-``ON CONFLICT DO NOTHING`` keeps the first copy. Each batch commits on its own: a crash loses
-at most the batch in flight, and a rerun imports what is missing and counts the rest as already
-present. Rows with no ``created_at`` are quarantined: an audit event is not given a time it did
-not have (a run-start time would also change on every rerun and break idempotence).
+organization comes from the mapping and the target's resources, so a rerun produces the same
+primary key and the insert's ``ON CONFLICT DO NOTHING`` keeps the first copy. Each batch
+commits on its own: a crash loses at most the batch in flight, and a rerun imports what is
+missing and counts the rest as already present. Rows with no ``created_at`` are quarantined: an
+audit event is not given a time it did not have (a run-start time would also change on every
+rerun and break idempotence).
 
 Inserts run as the audit writer role (INSERT on ``audit_logs`` only) with the writer's
 ``INSERT ... SELECT FROM json_to_recordset`` statement, never COPY: every row gets the txid of
@@ -27,8 +33,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -38,23 +43,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from carelog.audit.api import log_audit_event
-from carelog.audit.context import AuditContext, audit_context, normalise_ip
+from carelog.audit.context import audit_context
 from carelog.audit.errors import AuditInputError
-from carelog.audit.events import AuditEvent, Masker, build_event
+from carelog.audit.events import AuditEvent, Masker
 from carelog.audit.writer import INSERT_SQL, document, to_wire
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
-from carelog.legacy.audit_import.mapping import IdentityResolver, Unmapped, Vocabulary
+from carelog.legacy.audit_import.convert import (
+    LEGACY_NAMESPACE,
+    Quarantined,
+    RowConverter,
+    legacy_event_id,
+)
+from carelog.legacy.audit_import.mapping import IdentityResolver, Vocabulary
 from carelog.legacy.audit_import.source import LegacyRow, LegacySource
 
-#: Namespace of imported event ids (uuid5). Never change it: reruns depend on it.
-LEGACY_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-5b7a-9c41-2e5d7f0a9b13")
 IMPORT_ACTOR = "system:legacy-import"
-MAX_USER_AGENT = 512
-
-
-def legacy_event_id(fingerprint: str, legacy_id: int) -> uuid.UUID:
-    return uuid.uuid5(LEGACY_NAMESPACE, f"{fingerprint}:{legacy_id}")
 
 
 @dataclass
@@ -63,6 +67,8 @@ class ImportCounts:
     imported: int = 0
     quarantined: int = 0
     already_present: int = 0
+    resolved: int = 0  # quarantined by an earlier run, imported or found present by this one
+    open_quarantine: int | None = None  # unresolved rows of this source after the run
     imported_by_org: Counter[str] = field(default_factory=Counter)
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
 
@@ -73,12 +79,18 @@ class ImportCounts:
     def adds_up(self) -> bool:
         return self.handled == self.source_rows
 
+    def table_agrees(self) -> bool:
+        """The quarantine table holds exactly the rows this (complete) run quarantined."""
+        return self.open_quarantine is None or self.open_quarantine == self.quarantined
+
     def as_json(self) -> dict[str, Any]:
         return {
             "source_rows": self.source_rows,
             "imported": self.imported,
             "quarantined": self.quarantined,
             "already_present": self.already_present,
+            "resolved": self.resolved,
+            "open_quarantine": self.open_quarantine,
             "imported_by_org": dict(sorted(self.imported_by_org.items())),
             "quarantine_reasons": dict(sorted(self.quarantine_reasons.items())),
         }
@@ -91,13 +103,6 @@ class ImportReport:
     counts: ImportCounts
     dry_run: bool
     status: str
-
-
-@dataclass(frozen=True)
-class Quarantined:
-    legacy_id: int
-    reason: str
-    row: dict[str, Any]
 
 
 BatchHook = Callable[[int, ImportCounts], None]
@@ -118,6 +123,12 @@ class LegacyAuditImporter:
     show_progress: bool = True
     on_batch: BatchHook | None = None  # called after each committed batch (tests crash here)
     started_by: str = IMPORT_ACTOR
+    _converter: RowConverter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._converter = RowConverter(
+            self.source.fingerprint, self.resolver, self.vocabulary, self.masker
+        )
 
     # ------------------------------------------------------------------ the run
     def run(self) -> ImportReport:
@@ -154,6 +165,7 @@ class LegacyAuditImporter:
         # rows added to the source while we read are counted where they ended up
         counts.source_rows = max(counts.source_rows, counts.handled)
         if run_id is not None:
+            counts.open_quarantine = self._open_quarantine()
             self._update_run(run_id, counts, "completed", finished=True)
         return ImportReport(
             run_id,
@@ -167,6 +179,8 @@ class LegacyAuditImporter:
     def _batch(self, rows: list[LegacyRow], counts: ImportCounts, run_id: uuid.UUID | None) -> None:
         events: list[AuditEvent] = []
         quarantine: list[Quarantined] = []
+        with self.target.sync_engine("admin").connect() as conn:
+            self._converter.prepare(conn, rows)
         for row in rows:
             result = self.convert(row)
             if isinstance(result, AuditEvent):
@@ -182,6 +196,9 @@ class LegacyAuditImporter:
             assert run_id is not None
             inserted = self._insert(by_org)
             self._quarantine(quarantine, run_id)
+            counts.resolved += self._resolve_quarantine(
+                [int(e.metadata["legacy_id"]) for e in events if e.metadata], run_id
+            )
         for org, n in inserted.items():
             counts.imported += n
             counts.already_present += len(by_org[org]) - n
@@ -192,66 +209,8 @@ class LegacyAuditImporter:
             counts.quarantine_reasons[q.reason.split(":", 1)[0]] += 1
 
     def convert(self, row: LegacyRow) -> AuditEvent | Quarantined:
-        """The legacy row as a new event, or the reason it cannot be one."""
-
-        def refuse(reason: str) -> Quarantined:
-            return Quarantined(row.id, reason, self.masker.scrub(row.as_json()))
-
-        if row.created_at is None:
-            return refuse("missing created_at: the original time of the event is unknown")
-        identity = self.resolver.resolve(row.clerk_user_id)
-        if isinstance(identity, Unmapped):
-            return refuse(str(identity))
-        mapped = self.vocabulary.action(row.action)
-        if mapped is None:
-            return refuse(f"unknown action: {row.action!r} has no home in the catalog")
-        spec, outcome = mapped
-        resource_type = self.vocabulary.resource_type(row.resource_type)
-        if resource_type is None:
-            return refuse(f"unknown resource type: {row.resource_type!r}")
-        metadata: dict[str, Any] = {
-            "legacy_id": row.id,
-            "legacy_source": self.source.fingerprint,
-            "legacy_action": row.action,
-            "legacy_resource_type": row.resource_type,
-            "legacy_clerk_user_id": row.clerk_user_id,
-        }
-        ip = normalise_ip(row.ip_address)  # garbage such as 'SYSTEM_WEBHOOK' becomes None
-        if row.ip_address and ip is None:
-            metadata["legacy_ip"] = row.ip_address
-        agent = row.user_agent or None
-        if agent is not None and len(agent) > MAX_USER_AGENT:
-            agent = agent[:MAX_USER_AGENT]
-            metadata["legacy_user_agent_truncated"] = True
-        context = AuditContext(
-            actor_id=identity.workos_user_id,
-            org_id=identity.org_id,
-            ip_address=ip,
-            user_agent=agent,
-        )
-        try:
-            event, _ = build_event(
-                self.vocabulary.catalog,
-                self.masker,
-                context,
-                spec.name,
-                resource_type,
-                row.resource_id,
-                {"old_values": row.old_values, "new_values": row.new_values},
-                metadata,
-                outcome=outcome,
-            )
-        except AuditInputError as exc:
-            return refuse(f"invalid data: {exc}")
-        created = row.created_at
-        created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
-        return replace(
-            event,
-            id=legacy_event_id(self.source.fingerprint, row.id),
-            created_at=created,
-            request_id=None,
-            source="imported",
-        )
+        """The legacy row as a new event, or the reason it cannot be one (see ``convert``)."""
+        return self._converter.convert(row)
 
     # ------------------------------------------------------------------ storage
     def _insert(self, by_org: Mapping[uuid.UUID, list[AuditEvent]]) -> dict[uuid.UUID, int]:
@@ -292,7 +251,8 @@ class LegacyAuditImporter:
                     "insert into legacy_audit_quarantine (source, legacy_id, reason, row, run_id) "
                     "values (:source, :legacy_id, :reason, cast(:row as jsonb), :run_id) "
                     "on conflict (source, legacy_id) do update set reason = excluded.reason, "
-                    "row = excluded.row, run_id = excluded.run_id, created_at = now()"
+                    "row = excluded.row, run_id = excluded.run_id, created_at = now(), "
+                    "resolved_at = null, resolved_run_id = null"
                 ),
                 [
                     {
@@ -304,6 +264,33 @@ class LegacyAuditImporter:
                     }
                     for q in rows
                 ],
+            )
+
+    def _resolve_quarantine(self, legacy_ids: list[int], run_id: uuid.UUID) -> int:
+        """Mark rows an earlier run quarantined and this one imported (or found present)."""
+        if not legacy_ids:
+            return 0
+        with self.target.sync_engine("system").begin() as conn:
+            result = conn.execute(
+                sa.text(
+                    "update legacy_audit_quarantine set resolved_at = now(), "
+                    "resolved_run_id = :run where source = :source and resolved_at is null "
+                    "and legacy_id = any(:ids)"
+                ),
+                {"run": run_id, "source": self.source.fingerprint, "ids": legacy_ids},
+            )
+        return max(result.rowcount, 0)
+
+    def _open_quarantine(self) -> int:
+        with self.target.sync_engine("system").connect() as conn:
+            return int(
+                conn.execute(
+                    sa.text(
+                        "select count(*) from legacy_audit_quarantine "
+                        "where source = :source and resolved_at is null"
+                    ),
+                    {"source": self.source.fingerprint},
+                ).scalar_one()
             )
 
     def _start_run(self) -> uuid.UUID:
@@ -378,9 +365,14 @@ def reconciliation_table(report: ImportReport) -> Table:
     table.add_row("Imported" if not report.dry_run else "Would import", str(c.imported))
     table.add_row("Quarantined" if not report.dry_run else "Would quarantine", str(c.quarantined))
     table.add_row("Already present", str(c.already_present))
+    if not report.dry_run:
+        table.add_row("Resolved from quarantine", str(c.resolved))
     for reason, n in sorted(c.quarantine_reasons.items()):
         table.add_row(f"  quarantined: {reason}", str(n))
     table.add_row("Counts add up", "yes" if c.adds_up() else "NO")
+    if c.open_quarantine is not None:
+        table.add_row("Open in quarantine table", str(c.open_quarantine))
+        table.add_row("Quarantine table agrees", "yes" if c.table_agrees() else "NO")
     return table
 
 

@@ -11,6 +11,14 @@
    ``patient_personal`` or ``expert_individual`` where the user is an active owner. None, or
    more than one, → not mapped.
 
+From the WorkOS cut-over on, the old wrapper wrote **WorkOS user ids** (``user_`` + a ULID)
+into the same ``clerkUserId`` column: such an id is taken as it is when the target's ``users``
+table has it (its organization: the ``--org-map`` entry, else its one active membership).
+**Placeholder actors** (``unknown``, ``SYSTEM_UNKNOWN_EXPERT``), written when the old code did
+not know who acted, become the system actor ``system:legacy-unknown-actor``; their organization
+comes per row from the resource the row names (``carelog.legacy.audit_import.resources``), as
+it does for every row whose resource the target knows.
+
 A row whose organization does not exist in the target database is not mapped either. Rows that
 are not mapped go to the quarantine with the reason; nothing is guessed.
 
@@ -24,6 +32,7 @@ already in the catalog is kept. The old names stay in the event's metadata.
 from __future__ import annotations
 
 import csv
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,13 +46,18 @@ from carelog.legacy.audit_import.errors import MappingFileError
 USER_MAP_COLUMNS = ("clerk_user_id", "workos_user_id", "org_id")
 ORG_MAP_COLUMNS = ("workos_user_id", "org_id")
 PERSONAL_ORG_TYPES = ("patient_personal", "expert_individual")
+#: A WorkOS user id: ``user_`` and a 26-character ULID (Clerk ids are ``user_2`` + base62).
+WORKOS_USER_ID = re.compile(r"^user_[0-9A-HJKMNP-TV-Z]{26}$")
+#: Actor ids the old code wrote when it did not know who acted.
+PLACEHOLDER_ACTORS = frozenset({"unknown", "SYSTEM_UNKNOWN_EXPERT"})
+PLACEHOLDER_ACTOR = "system:legacy-unknown-actor"
 
 
 @dataclass(frozen=True)
 class Identity:
     workos_user_id: str
-    org_id: uuid.UUID
-    via: str  # "user-map" | "users-table"
+    org_id: uuid.UUID | None  # None: only the row's resource can tell
+    via: str  # "user-map" | "users-table" | "workos-id" | "placeholder"
 
 
 class Unmapped(str):
@@ -139,6 +153,34 @@ class IdentityResolver:
     _personal: dict[str, list[uuid.UUID]] = field(default_factory=dict)
     _orgs: set[uuid.UUID] = field(default_factory=set)
     _cache: dict[str, Identity | Unmapped] = field(default_factory=dict)
+    _workos: dict[str, list[uuid.UUID]] = field(default_factory=dict)  # user → active orgs
+    _looked_up: set[str] = field(default_factory=set)
+
+    def prepare(self, conn: sa.Connection, actor_ids: Iterable[str]) -> None:
+        """Look up the WorkOS-shaped ids of a batch in the target (once per id per run)."""
+        wanted = sorted(
+            {
+                a
+                for a in actor_ids
+                if WORKOS_USER_ID.match(a) and a not in self.user_map and a not in self._looked_up
+            }
+        )
+        if not wanted:
+            return
+        self._looked_up.update(wanted)
+        rows = conn.execute(
+            sa.text(
+                "select u.workos_user_id, m.org_id from users u "
+                "left join user_org_memberships m on m.workos_user_id = u.workos_user_id "
+                "and m.status = 'active' where u.workos_user_id = any(:ids)"
+            ),
+            {"ids": wanted},
+        )
+        for user, org in rows:
+            orgs = self._workos.setdefault(str(user), [])
+            if org is not None:
+                orgs.append(uuid.UUID(str(org)))
+                self._orgs.add(uuid.UUID(str(org)))
 
     def load(self, conn: sa.Connection) -> None:
         """Read what the rule needs from the target (through the admin connection: people and
@@ -166,7 +208,8 @@ class IdentityResolver:
             )
             for user, org in rows:
                 self._personal.setdefault(str(user), []).append(uuid.UUID(str(org)))
-        wanted = {i.org_id for i in self.user_map.values()} | set(self.org_map.values())
+        wanted = {i.org_id for i in self.user_map.values() if i.org_id is not None}
+        wanted |= set(self.org_map.values())
         wanted |= {o for orgs in self._personal.values() for o in orgs}
         if wanted:
             rows = conn.execute(
@@ -183,14 +226,30 @@ class IdentityResolver:
 
     def _resolve(self, clerk: str) -> Identity | Unmapped:
         identity = self.user_map.get(clerk)
+        if identity is None and clerk in PLACEHOLDER_ACTORS:
+            return Identity(PLACEHOLDER_ACTOR, None, "placeholder")
+        if identity is None and WORKOS_USER_ID.match(clerk):
+            return self._workos_user(clerk)
         if identity is None:
             found = self._from_users_table(clerk)
             if isinstance(found, Unmapped):
                 return found
             identity = found
-        if identity.org_id not in self._orgs:
+        if identity.org_id is not None and identity.org_id not in self._orgs:
             return Unmapped(f"unknown organization: {identity.org_id} (for Clerk user {clerk})")
         return identity
+
+    def _workos_user(self, user: str) -> Identity | Unmapped:
+        orgs = self._workos.get(user)
+        if orgs is None:
+            return Unmapped(
+                f"unmapped user: WorkOS user {user} (written into clerkUserId after the WorkOS "
+                "cut-over) is not in the target's users table"
+            )
+        org = self.org_map.get(user)
+        if org is None and len(set(orgs)) == 1:
+            org = orgs[0]
+        return Identity(user, org, "workos-id")
 
     def _from_users_table(self, clerk: str) -> Identity | Unmapped:
         email = (self.legacy_emails or {}).get(clerk)
@@ -230,8 +289,15 @@ class Vocabulary:
     catalog: AuditCatalog
     legacy_resource_types: Mapping[str, str]
 
-    def action(self, legacy: str) -> tuple[ActionSpec, Outcome] | None:
-        spec = self.catalog.legacy_action(legacy) or self.catalog.actions.get(legacy)
+    def action(
+        self, legacy: str, resource_type: str | None = None
+    ) -> tuple[ActionSpec, Outcome] | None:
+        """The catalog action of a legacy name; generic verbs of the first era (``create`` on
+        ``events``) are looked up as ``"<legacy resource type>:<verb>"``."""
+        spec = None
+        if resource_type is not None:
+            spec = self.catalog.legacy_action(f"{resource_type}:{legacy}")
+        spec = spec or self.catalog.legacy_action(legacy) or self.catalog.actions.get(legacy)
         if spec is None:
             return None
         outcome: Outcome = "success"

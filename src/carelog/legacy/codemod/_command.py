@@ -3,6 +3,13 @@
 All decisions are taken up front in ``visit_Module`` because whether a call may be
 rewritten depends on the other calls in the file: a rewritten call may only reuse a
 name once the deprecated import bound to that name is no longer needed elsewhere.
+
+A call is rewritten only when the result is accepted by the new API: its action and resource
+type are mapped through the catalog (``_rules.map_names``), the async API is used where a
+coroutine is wanted (``await``, ``asyncio.create_task``/``gather``...), string literals it adds
+never reuse the quote of an enclosing f-string (Python 3.11 forbids that), and webhook calls
+are only rewritten inside ``audit_context``. Everything else is reported, including the
+deprecated function passed by reference, so nothing is missed silently.
 """
 
 from __future__ import annotations
@@ -25,11 +32,26 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
+from carelog.legacy.audit_import.mapping import Vocabulary
 from carelog.legacy.codemod._layout import NewArg, rebuild_args
+from carelog.legacy.codemod._rules import (
+    ASYNC_TAKERS,
+    BY_REFERENCE_TAKERS,
+    NEW_MODULE,
+    OLD_NAME,
+    WEBHOOK_ACTOR,
+    Mapped,
+    default_vocabulary,
+    is_audit_context,
+    map_names,
+    name_matches,
+    quoted,
+    same_quotes,
+    taker_name,
+    webhook_marker,
+)
 from carelog.legacy.codemod._signature import KEPT, BoundCall, bind, is_none, unsafe_reason
 
-OLD_NAME = "log_audit_event"
-NEW_MODULE = "carelog.audit"
 NEW_ASYNC = "log_audit_event"
 NEW_SYNC = "log_audit_event_sync"
 DEFAULT_OLD_MODULES: tuple[str, ...] = (
@@ -50,36 +72,81 @@ class Skipped:
 
 @dataclass(frozen=True)
 class _Plan:
-    call: cst.Call
+    call: cst.Call  # the call that is replaced (for add_task: the add_task call)
+    target: cst.Call  # the deprecated call's arguments (for add_task: a virtual call)
+    ref: cst.BaseExpression  # the expression naming the deprecated function
     bound: BoundCall
     new_object: str  # which carelog.audit function the call must end up calling
     local_name: str  # the name the rewritten call uses
     via_module: bool  # ``m.log_audit_event(...)`` rather than an imported function
+    mapped: Mapped
+    quote: str  # quote for added string literals (never the enclosing f-string's)
+    by_reference: bool = False
 
 
 class _Collector(cst.CSTVisitor):
     def __init__(self) -> None:
         self.calls: list[cst.Call] = []
         self.awaited: set[cst.Call] = set()
+        self.coroutine_wanted: set[cst.Call] = set()  # arguments of create_task/gather...
+        self.quote: dict[cst.Call, str] = {}
+        self.in_context: set[cst.Call] = set()  # inside ``with audit_context(...)``
+        self.refs: list[cst.BaseExpression] = []  # names/attributes not in call position
+        self._funcs: set[cst.BaseExpression] = set()
+        self._fstrings: list[str] = []
+        self._contexts = 0
 
     def visit_Call(self, node: cst.Call) -> None:  # noqa: N802
         self.calls.append(node)
+        self._funcs.add(node.func)
+        if self._fstrings:
+            self.quote[node] = "'" if '"' in self._fstrings else '"'
+        if self._contexts:
+            self.in_context.add(node)
+        if taker_name(node) in ASYNC_TAKERS:
+            for arg in node.args:
+                if isinstance(arg.value, cst.Call):
+                    self.coroutine_wanted.add(arg.value)
 
     def visit_Await(self, node: cst.Await) -> None:  # noqa: N802
         if isinstance(node.expression, cst.Call):
             self.awaited.add(node.expression)
 
+    def visit_FormattedString(self, node: cst.FormattedString) -> None:  # noqa: N802
+        self._fstrings.append(node.quote[0])
+
+    def leave_FormattedString(self, original_node: cst.FormattedString) -> None:  # noqa: N802
+        self._fstrings.pop()
+
+    def visit_With(self, node: cst.With) -> None:  # noqa: N802
+        if any(is_audit_context(item) for item in node.items):
+            self._contexts += 1
+
+    def leave_With(self, original_node: cst.With) -> None:  # noqa: N802
+        if any(is_audit_context(item) for item in original_node.items):
+            self._contexts -= 1
+
+    def visit_Name(self, node: cst.Name) -> None:  # noqa: N802
+        if node not in self._funcs:
+            self.refs.append(node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:  # noqa: N802
+        if node.attr.value == OLD_NAME and node not in self._funcs:
+            self.refs.append(node)
+
 
 def _imported_alias(assignment: BaseAssignment) -> tuple[str, str] | None:
-    """(module, imported object) for ``from module import object [as name]`` bindings."""
+    """(module, imported object) for ``from module import object [as name]`` bindings; a
+    relative module keeps its leading dots."""
     if not isinstance(assignment, ImportAssignment):
         return None
     node = assignment.node
-    if not isinstance(node, cst.ImportFrom) or node.relative or node.module is None:
+    if not isinstance(node, cst.ImportFrom):
         return None
     if isinstance(node.names, cst.ImportStar):
         return None
-    module = get_full_name_for_node(node.module) or ""
+    dots = "." * len(node.relative)
+    module = dots + (get_full_name_for_node(node.module) or "" if node.module else "")
     for alias in node.names:
         local = alias.evaluated_alias or alias.evaluated_name
         if local == assignment.name:
@@ -104,9 +171,17 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
             help="Deprecated module exporting log_audit_event (repeatable; replaces defaults).",
         )
 
-    def __init__(self, context: CodemodContext, old_modules: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        context: CodemodContext,
+        old_modules: Sequence[str] | None = None,
+        vocabulary: Vocabulary | None = None,
+        package: str | None = None,
+    ) -> None:
         super().__init__(context)
         self.old_modules = tuple(old_modules or DEFAULT_OLD_MODULES)
+        self.vocabulary = vocabulary or default_vocabulary()
+        self.package = package  # the file's package, for relative imports
         self.skipped: list[Skipped] = []
         self.rewritten = 0
         self._plans: dict[cst.Call, _Plan] = {}
@@ -118,11 +193,13 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
         self.skipped, self.rewritten, self._plans, self._drop_aliases = [], 0, {}, {}
         collector = _Collector()
         node.visit(collector)
-        plans = [
-            plan
-            for call in collector.calls
-            if (plan := self._plan(call, call in collector.awaited)) is not None
-        ]
+        self._star = self._star_imports(node)
+        self._attempted: set[cst.BaseExpression] = set()  # references handled as add_task
+        plans: list[_Plan] = []
+        for call in collector.calls:
+            plan = self._plan_reference(call) or self._plan(call, collector)
+            if plan is not None:
+                plans.append(plan)
         # AddImportsVisitor cannot emit one object both with and without an alias (it
         # sorts None against str), so an alias yields to the plain name when both occur.
         plain = {plan.new_object for plan in plans if plan.local_name == plan.new_object}
@@ -136,14 +213,22 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
             asname = None if plan.local_name == plan.new_object else plan.local_name
             AddImportsVisitor.add_needed_import(self.context, NEW_MODULE, plan.new_object, asname)
             if plan.via_module:
-                RemoveImportsVisitor.remove_unused_import_by_node(self.context, plan.call.func)
-        consumed = {plan.call.func for plan in plans if not plan.via_module}
+                RemoveImportsVisitor.remove_unused_import_by_node(self.context, plan.ref)
+        consumed = {plan.ref for plan in plans if not plan.via_module}
         for assignment in self._old_function_bindings(plans):
             if all(ref.node in consumed for ref in assignment.references):
                 assert isinstance(assignment, ImportAssignment)
                 node_ = assignment.node
                 assert isinstance(node_, cst.ImportFrom)
                 self._drop_aliases.setdefault(node_, set()).add(assignment.name)
+        for ref in collector.refs:
+            if ref in self._attempted or self._is_old(ref) is False:
+                continue
+            self._skip(
+                ref,
+                "the deprecated function is passed by reference here; pass "
+                "carelog.audit.log_audit_event and adapt the arguments by hand",
+            )
         self.skipped.sort(key=lambda s: s.line)
 
     def _skip(self, node: cst.CSTNode, reason: str) -> None:
@@ -151,36 +236,105 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
         self.skipped.append(Skipped(line, reason))
         self.warn(f"line {line}: {reason}")
 
+    @staticmethod
+    def _star_imports(module: cst.Module) -> list[str]:
+        """Modules imported with ``from m import *`` at the top level (relative: with dots)."""
+        found: list[str] = []
+        for stmt in module.body:
+            if not isinstance(stmt, cst.SimpleStatementLine):
+                continue
+            for small in stmt.body:
+                if isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar):
+                    dots = "." * len(small.relative)
+                    name = get_full_name_for_node(small.module) if small.module else ""
+                    found.append(dots + (name or ""))
+        return found
+
+    def _module_is_old(self, module: str) -> bool:
+        return name_matches(f"{module}.{OLD_NAME}", self.old_modules, self.package)
+
     def _is_old(self, func: cst.BaseExpression) -> bool | None:
         """True/False for clear answers, None when the name is only sometimes deprecated."""
-        targets = {f"{m}.{OLD_NAME}" for m in self.old_modules}
         names = self.get_metadata(QualifiedNameProvider, func, set())
-        hits = {q for q in names if q.name in targets and q.source is QualifiedNameSource.IMPORT}
+        hits = {
+            q
+            for q in names
+            if q.source is QualifiedNameSource.IMPORT
+            and name_matches(q.name, self.old_modules, self.package)
+        }
         if not hits:
-            return False
+            if names or not isinstance(func, cst.Name) or func.value != OLD_NAME:
+                return False
+            # unbound name: provided by ``from <old module> import *``?
+            return any(self._module_is_old(m) for m in self._star)
         return True if hits == names else None
 
-    def _plan(self, call: cst.Call, awaited: bool) -> _Plan | None:
+    def _plan_reference(self, call: cst.Call) -> _Plan | None:
+        """``tasks.add_task(log_audit_event, user, action, ...)``: the function and its
+        arguments are passed separately; both are rewritten (to the async API, which
+        background task runners await)."""
+        if taker_name(call) not in BY_REFERENCE_TAKERS or not call.args:
+            return None
+        ref = call.args[0].value
+        if call.args[0].keyword is not None or self._is_old(ref) is not True:
+            return None
+        self._attempted.add(ref)
+        target = cst.Call(func=ref, args=call.args[1:])
+        return self._checked(call, target, ref, NEW_ASYNC, '"', False, by_reference=True)
+
+    def _plan(self, call: cst.Call, seen: _Collector) -> _Plan | None:
         verdict = self._is_old(call.func)
         if verdict is False:
             return None
         if verdict is None:
             self._skip(call, "name may refer to something other than the deprecated function")
             return None
-        bound = bind(call)
+        coroutine = call in seen.awaited or call in seen.coroutine_wanted
+        new_object = NEW_ASYNC if coroutine else NEW_SYNC
+        quote = seen.quote.get(call, '"')
+        return self._checked(call, call, call.func, new_object, quote, call in seen.in_context)
+
+    def _checked(
+        self,
+        call: cst.Call,
+        target: cst.Call,
+        ref: cst.BaseExpression,
+        new_object: str,
+        quote: str,
+        in_context: bool,
+        *,
+        by_reference: bool = False,
+    ) -> _Plan | None:
+        bound = bind(target)
         if isinstance(bound, str):
             self._skip(call, bound)
             return None
-        reason = unsafe_reason(call, bound)
+        reason = unsafe_reason(target, bound)
         if reason is not None:
             self._skip(call, reason)
             return None
-        via_module = not isinstance(call.func, cst.Name)
-        new_object = NEW_ASYNC if awaited else NEW_SYNC
+        values = {name: target.args[i].value for name, i in bound.index.items()}
+        dropped = ("user_id", "ip_address", "user_agent")
+        marker = webhook_marker(values[n] for n in dropped if n in values)
+        if marker is not None and not in_context:
+            self._skip(
+                call,
+                f"webhook call ({marker!r}) has no request context, so the new API would raise "
+                "MissingAuditContextError here: wrap it in "
+                f'`with audit_context(actor="{WEBHOOK_ACTOR}", org_id=...)` and rerun',
+            )
+            return None
+        mapped = map_names(self.vocabulary, values["action"], values["resource_type"])
+        if isinstance(mapped, str):
+            self._skip(call, mapped)
+            return None
+        via_module = not isinstance(ref, cst.Name)
         local = new_object
-        if awaited and isinstance(call.func, cst.Name):
-            local = call.func.value  # keep the author's alias
-        plan = _Plan(call, bound, new_object, local, via_module)
+        if new_object == NEW_ASYNC and isinstance(ref, cst.Name):
+            local = ref.value  # keep the author's alias
+        plan = _Plan(
+            call, target, ref, bound, new_object, local, via_module, mapped, quote, by_reference
+        )
         built = self._build(plan, call)
         if isinstance(built, str):
             self._skip(call, built)
@@ -190,23 +344,24 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
     def _old_function_bindings(self, plans: Sequence[_Plan]) -> list[BaseAssignment]:
         seen: list[BaseAssignment] = []
         for plan in plans:
-            if plan.via_module or not isinstance(plan.call.func, cst.Name):
+            if plan.via_module or not isinstance(plan.ref, cst.Name):
                 continue
             scope = self.get_metadata(ScopeProvider, plan.call)
             if scope is None:
                 continue
-            for assignment in scope[plan.call.func.value]:
+            for assignment in scope[plan.ref.value]:
                 if assignment not in seen and self._is_old_binding(assignment):
                     seen.append(assignment)
         return seen
 
     def _is_old_binding(self, assignment: BaseAssignment) -> bool:
-        return _imported_alias(assignment) in {(m, OLD_NAME) for m in self.old_modules}
+        alias = _imported_alias(assignment)
+        return alias is not None and alias[1] == OLD_NAME and self._module_is_old(alias[0])
 
     def _drop_conflicts(self, plans: list[_Plan]) -> list[_Plan]:
         """Skip calls whose new name would clash, until no clash remains."""
         while True:
-            consumed = {plan.call.func for plan in plans if not plan.via_module}
+            consumed = {plan.ref for plan in plans if not plan.via_module}
             keep: list[_Plan] = []
             for plan in plans:
                 reason = self._conflict(plan, consumed)
@@ -248,17 +403,29 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
     # -- transformation -------------------------------------------------------------
 
     def _build(self, plan: _Plan, call: cst.Call) -> cst.Call | str:
+        """The rewritten call; ``call`` is the (possibly updated) node of ``plan.call``."""
+        target = cst.Call(func=plan.ref, args=call.args[1:]) if plan.by_reference else call
         index = plan.bound.index
-        values = {name: call.args[i].value for name, i in index.items()}
+        values = {name: target.args[i].value for name, i in index.items()}
+        action, kind = values["action"], values["resource_type"]
+        assert isinstance(action, cst.SimpleString)
+        assert isinstance(kind, cst.SimpleString)
+        values["action"] = same_quotes(action, plan.mapped.action)
+        values["resource_type"] = same_quotes(kind, plan.mapped.resource_type)
         new = [NewArg(values[name], (index[name],)) for name in KEPT[:3]]
         old = values.get("old_values", cst.Name("None"))
         new_values = values.get("new_values", cst.Name("None"))
         if not (is_none(old) and is_none(new_values)):
             owners = tuple(sorted(index[n] for n in ("old_values", "new_values") if n in index))
-            new.append(NewArg(_changes(old, new_values), owners))
-        rebuilt = rebuild_args(call, new)
+            new.append(NewArg(_changes(old, new_values, plan.quote), owners))
+        if plan.mapped.outcome is not None:
+            new.append(NewArg(quoted(plan.mapped.outcome, plan.quote), (), keyword="outcome"))
+        rebuilt = rebuild_args(target, new)
         if isinstance(rebuilt, str):
             return rebuilt
+        if plan.by_reference:
+            first = call.args[0].with_changes(value=cst.Name(plan.local_name))
+            return call.with_changes(args=[first, *rebuilt.args])
         return rebuilt.with_changes(func=cst.Name(plan.local_name))
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:  # noqa: N802
@@ -286,14 +453,14 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
         return updated_node.with_changes(names=kept)
 
 
-def _changes(old: cst.BaseExpression, new: cst.BaseExpression) -> cst.Dict:
+def _changes(old: cst.BaseExpression, new: cst.BaseExpression, quote: str) -> cst.Dict:
     return cst.Dict(
         [
             cst.DictElement(
-                cst.SimpleString('"old_values"'),
+                quoted("old_values", quote),
                 old,
                 comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
             ),
-            cst.DictElement(cst.SimpleString('"new_values"'), new),
+            cst.DictElement(quoted("new_values", quote), new),
         ]
     )

@@ -21,6 +21,7 @@ class NewArg:
 
     value: cst.BaseExpression
     owners: tuple[int, ...]
+    keyword: str | None = None
 
 
 @dataclass
@@ -177,7 +178,15 @@ def rebuild_args(call: cst.Call, new: Sequence[NewArg]) -> cst.Call | str:
 
     args = [
         cst.Arg(
-            value=item.value, comma=slots[j + 1].comma, whitespace_after_arg=slots[j + 1].after_arg
+            value=item.value,
+            keyword=None if item.keyword is None else cst.Name(item.keyword),
+            equal=(
+                cst.MaybeSentinel.DEFAULT
+                if item.keyword is None
+                else cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
+            ),
+            comma=slots[j + 1].comma,
+            whitespace_after_arg=slots[j + 1].after_arg,
         )
         for j, item in enumerate(new)
     ]

@@ -3,6 +3,12 @@
 ``AuditApiCodemod`` plugs into ``python -m libcst.tool codemod``; ``rewrite_source`` and
 ``rewrite_paths`` exist so the carelog CLI and tests can run it without libcst's runner,
 and so unparsable files become report lines instead of tracebacks.
+
+``rewrite_paths`` also *discovers* deprecated modules under the given paths (any module that
+defines the eight-parameter ``log_audit_event``), so a project's own package path needs no
+``--old-module``, and resolves relative imports against each file's package. A rewritten file
+must still parse as Python 3.11 (carelog's oldest supported version); if it would not, the file
+is left as it was and reported.
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ from pathlib import Path
 import libcst as cst
 from libcst.codemod import CodemodContext
 
+from carelog.legacy.audit_import.mapping import Vocabulary
 from carelog.legacy.codemod._command import DEFAULT_OLD_MODULES, AuditApiCodemod
+from carelog.legacy.codemod._rules import default_vocabulary, discover_old_modules, module_name
+
+#: The oldest Python carelog supports: rewritten code must parse there.
+TARGET_VERSION = (3, 11)
 
 __all__ = [
     "DEFAULT_OLD_MODULES",
@@ -50,10 +61,24 @@ class Summary:
     files_failed: int = 0
     changed_paths: list[Path] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
+    discovered: tuple[str, ...] = ()  # deprecated modules found under the paths
+
+    @property
+    def left(self) -> int:
+        """Calls still to migrate by hand plus files that could not be handled."""
+        return self.calls_skipped + self.files_failed
+
+    def done(self) -> bool:
+        """Nothing left to do: nothing would change and nothing is flagged or unparsable."""
+        return not self.left and not (self.check and self.files_changed)
 
 
 def _transform(
-    source: str | bytes, path: str, old_modules: Sequence[str]
+    source: str | bytes,
+    path: str,
+    old_modules: Sequence[str],
+    vocabulary: Vocabulary | None = None,
+    package: str | None = None,
 ) -> tuple[cst.Module | None, int, tuple[str, ...]]:
     try:
         module = cst.parse_module(source)
@@ -61,10 +86,29 @@ def _transform(
         return None, 0, (_syntax_error(source, path, exc),)
     except (SyntaxError, UnicodeDecodeError) as exc:  # raised while detecting the encoding
         return None, 0, (f"{path}:1: cannot decode source: {exc}",)
-    command = AuditApiCodemod(CodemodContext(filename=path), old_modules=old_modules)
+    command = AuditApiCodemod(
+        CodemodContext(filename=path),
+        old_modules=old_modules,
+        vocabulary=vocabulary,
+        package=package,
+    )
     new_module = command.transform_module(module)
     reports = tuple(f"{path}:{s.line}: {s.reason}" for s in command.skipped)
+    if command.rewritten:
+        problem = _unparsable_on_target(new_module.code)
+        if problem is not None:
+            line, why = problem
+            report = f"{path}:{line}: the rewrite would not parse on Python 3.11 ({why})"
+            return module, 0, (*reports, f"{report}; file left unchanged")
     return new_module, command.rewritten, reports
+
+
+def _unparsable_on_target(code: str) -> tuple[int, str] | None:
+    try:
+        ast.parse(code, feature_version=TARGET_VERSION)
+    except SyntaxError as exc:
+        return exc.lineno or 1, exc.msg
+    return None
 
 
 def _syntax_error(source: str | bytes, path: str, exc: cst.ParserSyntaxError) -> str:
@@ -80,9 +124,14 @@ def _syntax_error(source: str | bytes, path: str, exc: cst.ParserSyntaxError) ->
 
 
 def rewrite_source(
-    code: str, *, path: str = "<string>", old_modules: Sequence[str] = DEFAULT_OLD_MODULES
+    code: str,
+    *,
+    path: str = "<string>",
+    old_modules: Sequence[str] = DEFAULT_OLD_MODULES,
+    vocabulary: Vocabulary | None = None,
+    package: str | None = None,
 ) -> RewriteResult:
-    module, rewritten, reports = _transform(code, path, old_modules)
+    module, rewritten, reports = _transform(code, path, old_modules, vocabulary, package)
     if module is None:
         return RewriteResult(code, 0, reports, failed=True)
     return RewriteResult(module.code if rewritten else code, rewritten, reports)
@@ -109,7 +158,12 @@ def iter_python_files(paths: Sequence[Path]) -> Iterator[Path]:
 
 
 def rewrite_paths(
-    paths: Sequence[Path], *, check: bool, old_modules: Sequence[str] = DEFAULT_OLD_MODULES
+    paths: Sequence[Path],
+    *,
+    check: bool,
+    old_modules: Sequence[str] = DEFAULT_OLD_MODULES,
+    discover: bool = True,
+    vocabulary: Vocabulary | None = None,
 ) -> Summary:
     """Rewrite files in place (or only count in ``check`` mode).
 
@@ -119,8 +173,12 @@ def rewrite_paths(
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(path)
-    summary = Summary(check=check)
-    for file in iter_python_files(paths):
+    vocabulary = vocabulary or default_vocabulary()
+    files = list(iter_python_files(paths))
+    found = discover_old_modules(files) if discover else ()
+    modules = (*old_modules, *(m for m in found if m not in old_modules))
+    summary = Summary(check=check, discovered=found)
+    for file in files:
         summary.files_scanned += 1
         try:
             source = file.read_bytes()
@@ -128,7 +186,8 @@ def rewrite_paths(
             summary.files_failed += 1
             summary.reports.append(f"{file}:1: cannot read file: {exc.strerror}")
             continue
-        module, rewritten, reports = _transform(source, str(file), old_modules)
+        _, package = module_name(file)
+        module, rewritten, reports = _transform(source, str(file), modules, vocabulary, package)
         summary.reports.extend(reports)
         if module is None:
             summary.files_failed += 1
