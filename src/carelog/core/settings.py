@@ -107,7 +107,8 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "STRIPE_SECRET_KEY": (
         "(unset)",
-        "Stripe API key; the webhook uses it only to find the organization of a dispute.",
+        "Stripe API key (sk_...). The webhook never calls Stripe: it finds organizations from "
+        "the payments carelog recorded.",
     ),
     "CARELOG_PRACTITIONER_AGREEMENT_VERSION": (
         "1.0",
