@@ -52,8 +52,8 @@ async def test_valid_token_reaches_the_endpoint(api: Api) -> None:
     a = api.world.a
     r = await api.client.get(records(api), headers=api.auth(a.expert, a.org_id))
     assert r.status_code == 200, r.text
-    # ... and the session cookie works like the bearer header
-    api.client.cookies.set("wos-session", api.token(a.expert, a.org_id))
+    # ... and carelog's session cookie works like the bearer header
+    api.client.cookies.set("carelog-session", api.token(a.expert, a.org_id))
     try:
         assert (await api.client.get(records(api))).status_code == 200
     finally:
@@ -130,7 +130,11 @@ async def test_suspended_membership_is_403_at_once(api: Api) -> None:
 
 
 def _prod(**env: str) -> tuple[Settings, dict[str, str]]:
-    environ = {"CARELOG_ENV": "production", "CARELOG_DATABASE_URL": "postgresql://x/y", **env}
+    environ = {
+        "CARELOG_ENV": "production",
+        "CARELOG_DATABASE_URL": "postgresql://x/y?sslmode=require",
+        **env,
+    }
     return Settings.from_env(environ), environ
 
 
@@ -232,7 +236,7 @@ async def test_workos_mode_verifies_against_the_jwks(fresh_db: Database, tmp_pat
         assert (
             await get(_workos_token(key, "key_1", sub=a.expert, org_id=str(a.org_id)))
         ).status_code == 200
-        api.client.cookies.set("wos-session", ok)
+        api.client.cookies.set("carelog-session", ok)
         assert (await api.client.get(url)).status_code == 200
         api.client.cookies.clear()
         assert jwks.fetches == 1  # cached

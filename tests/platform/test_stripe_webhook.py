@@ -19,7 +19,6 @@ from api_harness import Api, running_api
 from carelog.core.settings import ENVIRONMENT_VARIABLES
 from carelog.db.engine import Database
 from carelog.platform.payments import handlers
-from carelog.platform.payments.orgs import get_payment_intent_lookup
 
 SECRET = "whsec_test_" + "k" * 24
 ACTOR = "system:stripe-webhook"
@@ -31,12 +30,6 @@ async def api(
 ) -> AsyncIterator[Api]:
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
     async with running_api(fresh_db, tmp_path) as env:
-        org = str(env.world.a.org_id)
-
-        async def lookup(pi: str) -> Mapping[str, Any] | None:
-            return {"org_id": org} if pi.startswith("pi_") else None
-
-        env.app.dependency_overrides[get_payment_intent_lookup] = lambda: lookup
         yield env
 
 
@@ -346,9 +339,14 @@ async def test_dispute_without_metadata_finds_its_org_and_disputes_the_transfer(
     assert row["metadata"]["reason"] == "fraudulent"
 
 
-async def test_events_of_other_kinds_or_orgs_are_acknowledged_and_ignored(api: Api) -> None:
+async def test_events_of_other_kinds_are_ignored_unknown_payments_retried(api: Api) -> None:
     r = await deliver(api, event("customer.created", {"id": "cus_1", "object": "customer"}))
     assert r.json()["status"] == "ignored"
-    r = await deliver(api, event("charge.dispute.created", {"id": "dp", "payment_intent": "x"}))
-    assert r.json()["status"] == "ignored"
-    assert api.rows("select * from stripe_webhook_events") == [] and ours(api) == []
+    assert api.rows("select * from stripe_webhook_events") == []
+    r = await deliver(
+        api, event("charge.dispute.created", {"id": "dp", "object": "dispute", "charge": "x"})
+    )
+    assert r.status_code == 500  # not acknowledged: Stripe delivers it again
+    [seen] = api.rows("select * from stripe_webhook_events")
+    assert (seen["status"], seen["org_id"]) == ("failed", None)
+    assert ours(api) == []

@@ -26,7 +26,8 @@ from carelog.audit.events import MASK_PREFIX
 from carelog.audit.setup import create_audit_service
 from carelog.db.engine import Database
 from carelog.platform.audit_catalog import build_catalog
-from carelog.platform.auth.tokens import SESSION_COOKIE, DevTokenSigner
+from carelog.platform.auth.cookies import SESSION_COOKIE
+from carelog.platform.auth.tokens import DevTokenSigner
 from carelog.web.app import create_app
 from world import World, build_world
 

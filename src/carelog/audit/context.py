@@ -35,6 +35,10 @@ class AuditContext:
     ip_address: str | None = None
     user_agent: str | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Who really acts when an admin impersonates ``actor_id`` (and the session's id): both are
+    #: written into every event's metadata, so the row format stays what it is.
+    impersonator: str | None = None
+    session_id: str | None = None
 
     @property
     def actor_type(self) -> ActorType:
@@ -116,11 +120,19 @@ def audit_context(
         _current.reset(token)
 
 
-def bind_actor(actor: str, org_id: uuid.UUID | str) -> AuditContext:
+def bind_actor(
+    actor: str,
+    org_id: uuid.UUID | str,
+    *,
+    impersonator: str | None = None,
+    session_id: str | None = None,
+) -> AuditContext:
     """Called by authentication once the identity is verified, inside the request's context."""
     ctx = current_context()
     ctx.actor_id = _actor(actor)
     ctx.org_id = _org(org_id)
+    ctx.impersonator = _actor(impersonator)
+    ctx.session_id = session_id[:256] if impersonator and session_id else None
     return ctx
 
 

@@ -29,6 +29,9 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_CHANGES_BYTES = 64 * 1024
 MAX_ID_LENGTH = 512
 SCHEMA_VERSION = 1
+#: Metadata keys written from the audit context when an admin impersonates the actor.
+IMPERSONATED_BY = "impersonated_by"
+SESSION_ID = "session_id"
 MASK_PREFIX = "masked:hmac-sha256:"
 
 
@@ -236,6 +239,12 @@ def build_event(
         meta = _plain_metadata(metadata, masker)
         if meta is None:
             meta = _jsonable(masker.scrub(metadata), "metadata", MAX_METADATA_BYTES) or None
+    if context.impersonator is not None:  # set last: a caller's metadata cannot forge it
+        meta = {
+            **(meta or {}),
+            IMPERSONATED_BY: context.impersonator,
+            SESSION_ID: context.session_id,
+        }
     return AuditEvent(
         uuid7(),
         org,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from carelog.core.errors import ConfigurationError
 
@@ -94,8 +95,36 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
         "WorkOS client id; required in workos mode (names the JWKS and the token issuer).",
     ),
     "CARELOG_WORKOS_ISSUER": (
-        "https://api.workos.com/user_management/<client id>",
-        "Expected `iss` of WorkOS access tokens (set it when using a custom auth domain).",
+        "<api base>, <api base>/user_management/<client id>",
+        "Comma-separated accepted `iss` values of WorkOS access tokens (set it when using a "
+        "custom auth domain).",
+    ),
+    "CARELOG_WORKOS_API_BASE": (
+        "https://api.workos.com",
+        "WorkOS API base URL; the default JWKS URL and issuers are derived from it.",
+    ),
+    "CARELOG_WORKOS_JWKS_URL": (
+        "<api base>/sso/jwks/<client id>",
+        "Where the WorkOS signing keys (JWKS) are fetched from.",
+    ),
+    "CARELOG_WORKOS_AUDIENCE": (
+        "(unset: not checked)",
+        "Comma-separated accepted `aud` values of WorkOS access tokens; when set, a token "
+        "without one of them is refused.",
+    ),
+    "CARELOG_WORKOS_JWKS_TIMEOUT": (
+        "3",
+        "Seconds a JWKS fetch may take; requests keep being served with the cached keys.",
+    ),
+    "CARELOG_WORKOS_COOKIE_PASSWORD": (
+        "(unset: AuthKit session cookies are not read)",
+        "AuthKit's cookie password (the WORKOS_COOKIE_PASSWORD of the AuthKit app): unseals "
+        "the `wos-session` cookie to read its access token.",
+    ),
+    "CARELOG_DATABASE_ALLOW_INSECURE_SOCKET": (
+        "(unset)",
+        "1: in production, accept database URLs without sslmode=require when they connect "
+        "through a local Unix socket (host=/path). TCP connections always need TLS.",
     ),
     "CARELOG_DEV_TOKEN_KEY": (
         "(development: generated in the data dir)",
@@ -107,7 +136,8 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "STRIPE_SECRET_KEY": (
         "(unset)",
-        "Stripe API key; the webhook uses it only to find the organization of a dispute.",
+        "Stripe API key (sk_...). The webhook never calls Stripe: it finds organizations from "
+        "the payments carelog recorded.",
     ),
     "CARELOG_PRACTITIONER_AGREEMENT_VERSION": (
         "1.0",
@@ -119,6 +149,7 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
     ),
 }
 
+WORKOS_API = "https://api.workos.com"
 _ROLE_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -148,6 +179,83 @@ class Roles:
 
 
 @dataclass(frozen=True)
+class WorkOSSettings:
+    """Where WorkOS keys come from and which tokens it issues for this client."""
+
+    client_id: str | None = None
+    api_base: str = WORKOS_API
+    jwks_url: str | None = None
+    issuers: tuple[str, ...] = ()
+    audience: tuple[str, ...] = ()
+    jwks_timeout: float = 3.0
+    cookie_password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WorkOSSettings:
+        client = env.get("CARELOG_WORKOS_CLIENT_ID") or None
+        base = (env.get("CARELOG_WORKOS_API_BASE") or WORKOS_API).rstrip("/")
+        if not base.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ConfigurationError(
+                f"invalid WorkOS API base {base!r}",
+                field="CARELOG_WORKOS_API_BASE",
+                hint="an https:// URL such as https://api.workos.com",
+            )
+        issuers = _csv(env.get("CARELOG_WORKOS_ISSUER"))
+        if not issuers:
+            issuers = (base, f"{base}/user_management/{client}") if client else (base,)
+        timeout_text = env.get("CARELOG_WORKOS_JWKS_TIMEOUT", "3")
+        try:
+            timeout = float(timeout_text)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= 30:
+            raise ConfigurationError(
+                f"invalid JWKS timeout {timeout_text!r}",
+                field="CARELOG_WORKOS_JWKS_TIMEOUT",
+                hint="seconds, more than 0 and at most 30",
+            )
+        password = env.get("CARELOG_WORKOS_COOKIE_PASSWORD") or None
+        return cls(
+            client_id=client,
+            api_base=base,
+            jwks_url=env.get("CARELOG_WORKOS_JWKS_URL")
+            or (f"{base}/sso/jwks/{client}" if client else None),
+            issuers=issuers,
+            audience=_csv(env.get("CARELOG_WORKOS_AUDIENCE")),
+            jwks_timeout=timeout,
+            cookie_password=password,
+        )
+
+
+def _csv(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+_TLS_MODES = frozenset({"require", "verify-ca", "verify-full"})
+
+
+def require_tls(url: str, variable: str, *, allow_socket: bool) -> None:
+    """Production talks to PostgreSQL over TLS only (``sslmode=require`` or stricter).
+
+    A Unix socket (``host=/run/postgresql``) never leaves the machine, so it may go without
+    TLS, but only when ``CARELOG_DATABASE_ALLOW_INSECURE_SOCKET=1`` says so explicitly.
+    """
+    parts = urlsplit(url)
+    query = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
+    if query.get("sslmode", "").lower() in _TLS_MODES:
+        return
+    host = query.get("host") or parts.hostname or ""
+    if allow_socket and (host.startswith("/") or host == ""):
+        return
+    raise ConfigurationError(
+        "production refuses a database connection without TLS",
+        field=variable,
+        hint="add ?sslmode=require (or verify-full); a local Unix socket may go without TLS "
+        "with CARELOG_DATABASE_ALLOW_INSECURE_SOCKET=1",
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str | None
     app_database_url: str | None
@@ -159,6 +267,7 @@ class Settings:
     env: str
     host: str
     port: int
+    workos: WorkOSSettings = field(default_factory=WorkOSSettings)
 
     @property
     def embedded(self) -> bool:
@@ -208,6 +317,16 @@ class Settings:
                 "production needs CARELOG_DATABASE_URL; the embedded database is for development",
                 field="CARELOG_DATABASE_URL",
             )
+        if mode == "production":
+            allow = env.get("CARELOG_DATABASE_ALLOW_INSECURE_SOCKET") == "1"
+            for variable in (
+                "CARELOG_DATABASE_URL",
+                "CARELOG_APP_DATABASE_URL",
+                "CARELOG_SYSTEM_DATABASE_URL",
+                "CARELOG_AUDIT_WRITER_DATABASE_URL",
+            ):
+                if env.get(variable):
+                    require_tls(env[variable], variable, allow_socket=allow)
         return cls(
             database_url=url,
             app_database_url=env.get("CARELOG_APP_DATABASE_URL") or None,
@@ -221,6 +340,7 @@ class Settings:
             env=mode,
             host=env.get("CARELOG_HOST", "127.0.0.1"),
             port=int(port_text),
+            workos=WorkOSSettings.from_env(env),
         )
 
 

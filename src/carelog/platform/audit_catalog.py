@@ -85,6 +85,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     A("PAYMENT_FAILED", "payment", "system"),
     A("PAYMENT_REFUNDED", "payment", "system"),
     A("PAYMENT_DISPUTED", "payment", "system"),
+    A(
+        "PAYOUT_ACCOUNT_UPDATED",
+        "payment",
+        "system",
+        description="Stripe reported new Connect flags for an expert's payout account.",
+    ),
     # Prescriptions
     A("PRESCRIPTION_CREATED", "prescription", phi=True),
     A("PRESCRIPTION_VIEWED", "prescription", "read", phi=True, fail_closed=True),

@@ -21,6 +21,7 @@ from carelog.db.schema.base import (
 )
 from carelog.db.schema.billing import (
     AnnualPlanEligibility,
+    PaymentRef,
     PaymentTransfer,
     SubscriptionEvent,
     SubscriptionPlan,
@@ -83,6 +84,7 @@ __all__ = [
     "Meeting",
     "OrgScopedMixin",
     "Organization",
+    "PaymentRef",
     "PaymentTransfer",
     "PaymentTransferStatus",
     "Profile",

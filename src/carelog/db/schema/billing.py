@@ -16,6 +16,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     Text,
     UniqueConstraint,
     Uuid,
@@ -106,6 +107,37 @@ class PaymentTransfer(OrgScopedMixin, Base):
     )
     updated: Mapped[datetime] = mapped_column(
         TIMESTAMP(timezone=True), nullable=False, server_default=func.now(), sort_order=101
+    )
+
+
+PAYMENT_REF_KINDS = ("payment_intent", "checkout_session", "charge", "account", "event")
+
+
+class PaymentRef(OrgScopedMixin, Base):
+    """Which organization a Stripe object (or a bookable event) belongs to.
+
+    Stripe does not copy metadata onto every object (disputes and refunds carry ``{}``), and the
+    system role sees one organization at a time, so the webhook could not find the tenant of a
+    dispute from the data it already holds. Every id carelog records at payment time (payment
+    intent, checkout session, charge, Connect account, event type id) gets a row here, written
+    by triggers and by the webhook in the owning organization's scope; the only cross-tenant
+    read is ``app.payment_ref_orgs``, which returns organization ids and nothing else.
+    """
+
+    __tablename__ = "payment_refs"
+    __table_args__ = (
+        PrimaryKeyConstraint("ref", "org_id"),
+        check_in("kind", PAYMENT_REF_KINDS, "kind"),
+        table_info("org", "Stripe object ids (and event ids) -> the organization that owns them."),
+    )
+
+    ref: Mapped[str] = mapped_column(Text, nullable=False, sort_order=-100)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    payment_intent_id: Mapped[str | None] = mapped_column(
+        Text, comment="for a charge: the payment intent it belongs to"
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True), nullable=False, server_default=func.now(), sort_order=100
     )
 
 
@@ -298,6 +330,7 @@ class SubscriptionEvent(UuidPkMixin, OrgScopedMixin, CreatedAtMixin, Base):
 
 __all__ = [
     "AnnualPlanEligibility",
+    "PaymentRef",
     "PaymentTransfer",
     "SubscriptionEvent",
     "SubscriptionPlan",

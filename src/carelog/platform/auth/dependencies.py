@@ -25,12 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carelog.audit.context import bind_actor
 from carelog.db.schema import Organization, UserOrgMembership
 from carelog.db.session import Scopes
+from carelog.platform.auth.cookies import token_from_request
 from carelog.platform.auth.tokens import (
-    SESSION_COOKIE,
     TokenClaims,
     TokenError,
     TokenVerifier,
-    token_from_request,
     verifier_from_settings,
 )
 from carelog.platform.errors import ApiError
@@ -48,6 +47,9 @@ class Identity:
     user_id: str
     org_id: uuid.UUID
     role: str
+    #: The admin acting as ``user_id`` (the token's ``act.sub``), and the session's id.
+    impersonator: str | None = None
+    session_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -82,8 +84,11 @@ def token_verifier(request: Request) -> TokenVerifier:
 
 async def verified_claims(request: Request) -> TokenClaims:
     """The claims of a valid token from the bearer header or the session cookie, else 401."""
+    verifier = token_verifier(request)
     token = token_from_request(
-        request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE)
+        request.headers.get("authorization"),
+        request.cookies,
+        getattr(verifier, "cookie_password", None),
     )
     if token is None:
         raise _unauthorized(
@@ -91,13 +96,45 @@ async def verified_claims(request: Request) -> TokenClaims:
             hint="send Authorization: Bearer <access token> (dev: `carelog dev token`)",
         )
     try:
-        return token_verifier(request).verify(token)
+        return await verifier.averify(token)
     except TokenError as exc:
         raise _unauthorized(exc.message, exc.hint) from None
 
 
+async def _only_membership(scopes: Scopes, user_id: str) -> uuid.UUID:
+    """A token naming no organization: the user's one active membership, else say how to pick."""
+    async with scopes.org_scope(user_id, _NO_ORG) as session:
+        # RLS shows only the user's own memberships and the organizations they are active in.
+        rows = (
+            await session.execute(
+                sa.select(Organization.id, Organization.workos_org_id)
+                .join(UserOrgMembership, UserOrgMembership.org_id == Organization.id)
+                .where(
+                    UserOrgMembership.workos_user_id == user_id,
+                    UserOrgMembership.status == "active",
+                )
+                .order_by(Organization.workos_org_id)
+            )
+        ).all()
+    if len(rows) == 1:
+        return uuid.UUID(str(rows[0].id))
+    if not rows:
+        raise _forbidden("you are not an active member of any organization")
+    choices = ", ".join(str(r.workos_org_id) for r in rows)
+    raise ApiError(
+        "choose an organization: the token names none and you belong to several",
+        status_code=403,
+        code="ORGANIZATION_REQUIRED",
+        field="org_id",
+        hint=f"sign in again with an organization selected (AuthKit: pass organization_id, "
+        f"or refresh the session with organization_id=<org id>); yours: {choices}",
+    )
+
+
 async def _resolve_org(scopes: Scopes, claims: TokenClaims) -> uuid.UUID:
     """Our org UUID for the token's organization (a UUID already, or a WorkOS org id)."""
+    if claims.org is None:
+        return await _only_membership(scopes, claims.user_id)
     try:
         return uuid.UUID(claims.org)
     except ValueError:
@@ -134,8 +171,15 @@ async def request_unit(
                 f"your membership is {membership.status}",
                 hint="ask an owner of the organization to reactivate it",
             )
-        bind_actor(claims.user_id, org_id)
-        identity = Identity(claims.user_id, org_id, membership.role)
+        bind_actor(
+            claims.user_id,
+            org_id,
+            impersonator=claims.impersonator,
+            session_id=claims.session_id,
+        )
+        identity = Identity(
+            claims.user_id, org_id, membership.role, claims.impersonator, claims.session_id
+        )
         request.state.identity = identity
         yield RequestUnit(session, identity, scopes)
 

@@ -7,8 +7,15 @@ development verifier refuses to exist when ``CARELOG_ENV=production``. Both prod
 claims (user id, organization, role); which organizations a user really belongs to is then
 decided by ``user_org_memberships`` (see ``dependencies.py``), never by the token alone.
 
-No network in tests: :class:`WorkOSTokenVerifier` takes any ``PyJWKClient``, so tests hand it a
-subclass that serves a locally generated key set.
+WorkOS issues AuthKit access tokens under ``https://api.workos.com`` and under the per-client
+user-management issuer ``https://api.workos.com/user_management/<client id>``: both are accepted
+(``CARELOG_WORKOS_ISSUER`` replaces the list), and ``aud`` is checked when
+``CARELOG_WORKOS_AUDIENCE`` is set. A token may name no organization (a user who signed in
+without choosing one) and may carry ``act`` (an admin impersonating the user): both are passed
+on, and decided by ``dependencies.py``.
+
+Tests point :class:`WorkOSTokenVerifier` at a loopback JWKS server (or hand it any
+``PyJWKClient``).
 """
 
 from __future__ import annotations
@@ -25,17 +32,16 @@ import jwt
 
 from carelog.core.errors import CarelogError, ConfigurationError
 from carelog.core.secrets import load_secret
-from carelog.core.settings import Settings
+from carelog.core.settings import Settings, WorkOSSettings
+from carelog.platform.auth.jwks import JwksCache, JwksUnavailableError
 
 AuthMode = Literal["dev", "workos"]
 MODE_VARIABLE = "CARELOG_AUTH_MODE"
 CLIENT_ID_VARIABLE = "CARELOG_WORKOS_CLIENT_ID"
-ISSUER_VARIABLE = "CARELOG_WORKOS_ISSUER"
 DEV_KEY_VARIABLE = "CARELOG_DEV_TOKEN_KEY"
 DEV_KEY_FILE = "dev-token-key"
 DEV_ISSUER = "carelog-dev"
 DEV_AUDIENCE = "carelog"
-SESSION_COOKIE = "wos-session"
 WORKOS_API = "https://api.workos.com"
 DEV_ROLES: tuple[str, ...] = ("owner", "admin", "member")
 MAX_DEV_TTL = 7 * 24 * 3600
@@ -52,10 +58,12 @@ class TokenClaims:
     """What a verified token asserts. ``org`` is our org UUID or a WorkOS org id (``org_…``)."""
 
     user_id: str
-    org: str
+    org: str | None
     role: str | None
     expires_at: datetime
     session_id: str | None = None
+    #: ``act.sub``: who is really acting when an admin impersonates ``user_id``.
+    impersonator: str | None = None
 
 
 class TokenVerifier(Protocol):
@@ -63,25 +71,37 @@ class TokenVerifier(Protocol):
 
     def verify(self, token: str) -> TokenClaims: ...
 
+    async def averify(self, token: str) -> TokenClaims: ...
+
+
+def _text(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
 
 def _claims(payload: Mapping[str, Any]) -> TokenClaims:
-    sub, org = payload.get("sub"), payload.get("org_id")
+    sub = payload.get("sub")
     if not isinstance(sub, str) or not sub.strip() or sub.startswith("system:"):
         raise TokenError("the token names no user", field="sub")
-    if not isinstance(org, str) or not org.strip():
+    org = payload.get("org_id")
+    if org is not None and _text(org) is None:
         raise TokenError(
-            "the token names no organization",
+            "the token's organization is malformed",
             field="org_id",
             hint="sign in to an organization (WorkOS: switch to an organization first)",
         )
-    role = payload.get("role")
-    sid = payload.get("sid")
+    act = payload.get("act")
+    impersonator = None
+    if act is not None:
+        impersonator = _text(act.get("sub")) if isinstance(act, Mapping) else None
+        if impersonator is None:
+            raise TokenError("the token's act claim names no actor", field="act")
     return TokenClaims(
         user_id=sub,
-        org=org,
-        role=role if isinstance(role, str) else None,
+        org=_text(org),
+        role=_text(payload.get("role")),
         expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=UTC),
-        session_id=sid if isinstance(sid, str) else None,
+        session_id=_text(payload.get("sid")),
+        impersonator=impersonator,
     )
 
 
@@ -151,6 +171,9 @@ class DevTokenSigner:
             raise _decode_error(exc) from None
         return _claims(payload)
 
+    async def averify(self, token: str) -> TokenClaims:
+        return self.verify(token)  # a local HMAC: nothing to wait for
+
 
 # --------------------------------------------------------------------------- WorkOS
 
@@ -167,7 +190,7 @@ def workos_jwks_url(client_id: str) -> str:
 
 
 class WorkOSTokenVerifier:
-    """RS256 AuthKit access tokens, keys from the WorkOS JWKS (fetched once, then cached)."""
+    """RS256 AuthKit access tokens, keys from the WorkOS JWKS (cached, refreshed off the loop)."""
 
     mode: AuthMode = "workos"
 
@@ -177,33 +200,83 @@ class WorkOSTokenVerifier:
         *,
         jwks_client: jwt.PyJWKClient | None = None,
         issuer: str | Sequence[str] | None = None,
+        audience: Sequence[str] = (),
+        jwks_url: str | None = None,
+        jwks_timeout: float = 3.0,
+        jwks_lifespan: float = 3600.0,
+        cookie_password: str | None = None,
     ) -> None:
         if not client_id:
             raise ConfigurationError(
                 "workos mode needs a WorkOS client id", field=CLIENT_ID_VARIABLE
             )
         self.client_id = client_id
-        self.issuer = issuer or f"{WORKOS_API}/user_management/{client_id}"
-        self.jwks = jwks_client or jwt.PyJWKClient(
-            workos_jwks_url(client_id), cache_keys=True, lifespan=3600, timeout=5
+        if issuer is None:
+            issuer = (WORKOS_API, f"{WORKOS_API}/user_management/{client_id}")
+        self.issuers = [issuer] if isinstance(issuer, str) else list(issuer)
+        self.audience = list(audience)
+        #: Unseals AuthKit's ``wos-session`` cookie (see ``cookies.py``); None: not read.
+        self.cookie_password = cookie_password
+        client = jwks_client or jwt.PyJWKClient(
+            jwks_url or workos_jwks_url(client_id), cache_keys=False, timeout=jwks_timeout
+        )
+        self.jwks = JwksCache(client, timeout=jwks_timeout, lifespan=jwks_lifespan)
+
+    @classmethod
+    def from_settings(cls, workos: WorkOSSettings) -> WorkOSTokenVerifier:
+        return cls(
+            workos.client_id or "",
+            issuer=workos.issuers or None,
+            audience=workos.audience,
+            jwks_url=workos.jwks_url,
+            jwks_timeout=workos.jwks_timeout,
+            cookie_password=workos.cookie_password,
         )
 
-    def verify(self, token: str) -> TokenClaims:
+    @staticmethod
+    def _kid(token: str) -> str:
         try:
-            key = self.jwks.get_signing_key_from_jwt(token)
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise _decode_error(exc) from None
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise TokenError("the token is not signed by a WorkOS key")
+        return kid
+
+    def _decode(self, token: str, key: jwt.PyJWK) -> TokenClaims:
+        required = [*_REQUIRED, "iss"] + (["aud"] if self.audience else [])
+        try:
             payload = jwt.decode(
                 token,
                 key.key,
                 algorithms=["RS256"],
-                issuer=self.issuer,
+                issuer=self.issuers,
+                audience=self.audience or None,
                 leeway=LEEWAY_SECONDS,
-                options={"require": [*_REQUIRED, "iss"], "verify_aud": False},
+                options={"require": required, "verify_aud": bool(self.audience)},
             )
-        except jwt.PyJWKClientError:
-            raise TokenError("the token is not signed by a WorkOS key") from None
         except jwt.PyJWTError as exc:
             raise _decode_error(exc) from None
         return _claims(payload)
+
+    async def averify(self, token: str) -> TokenClaims:
+        """Verify without blocking the event loop (see ``jwks.py``)."""
+        kid = self._kid(token)
+        try:
+            key = await self.jwks.key(kid)
+        except JwksUnavailableError:
+            raise TokenError("the token is not signed by a WorkOS key") from None
+        return self._decode(token, key)
+
+    def verify(self, token: str) -> TokenClaims:
+        """Blocking variant for the CLI and scripts (never called on the event loop)."""
+        kid = self._kid(token)
+        try:
+            key = self.jwks.key_sync(kid)
+        except JwksUnavailableError:
+            raise TokenError("the token is not signed by a WorkOS key") from None
+        return self._decode(token, key)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -240,16 +313,4 @@ def verifier_from_settings(
     env = os.environ if environ is None else environ
     if auth_mode(settings, env) == "dev":
         return dev_signer(settings, env)
-    return WorkOSTokenVerifier(
-        env.get(CLIENT_ID_VARIABLE, ""), issuer=env.get(ISSUER_VARIABLE) or None
-    )
-
-
-def token_from_request(authorization: str | None, cookie: str | None) -> str | None:
-    """``Authorization: Bearer <token>`` first, else the ``wos-session`` cookie's token."""
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-        return None
-    return cookie.strip() if cookie and cookie.strip() else None
+    return WorkOSTokenVerifier.from_settings(settings.workos)

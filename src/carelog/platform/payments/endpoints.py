@@ -20,7 +20,6 @@ from carelog.platform.common import get_scopes
 from carelog.platform.errors import ApiError
 from carelog.platform.http import PlatformRoute, described
 from carelog.platform.payments import service
-from carelog.platform.payments.orgs import PaymentIntentLookup, get_payment_intent_lookup
 from carelog.platform.payments.schemas import WebhookAck
 
 SECRET_VARIABLE = "STRIPE_WEBHOOK_SECRET"  # noqa: S105 - a variable name
@@ -40,7 +39,6 @@ log = logging.getLogger("carelog.payments")
 async def stripe_webhook(
     request: Request,
     scopes: Annotated[Scopes, Depends(get_scopes)],
-    lookup: Annotated[PaymentIntentLookup, Depends(get_payment_intent_lookup)],
 ) -> WebhookAck:
     secret = os.environ.get(SECRET_VARIABLE)
     if not secret:
@@ -67,5 +65,5 @@ async def stripe_webhook(
             code="WEBHOOK_SIGNATURE_INVALID",
             field="Stripe-Signature",
         )
-    status = await service.process(scopes, json.loads(payload), lookup)
+    status = await service.process(scopes, json.loads(payload))
     return WebhookAck(status=status)

@@ -13,7 +13,11 @@ from the reference (domain.md section 8):
 - ``charge.refunded``: only a full refund marks the meeting refunded and the transfer REFUNDED
   (a transfer already paid out is flagged for approval instead); a partial refund changes no
   state and is recorded, with its amount, in the audit metadata.
-- ``charge.dispute.created``: transfer -> DISPUTED.
+- ``charge.dispute.created``: transfer -> DISPUTED and held for an admin (found through the
+  charge, which disputes name instead of the payment intent).
+- ``checkout.session.async_payment_failed``: as ``payment_intent.payment_failed``, for the
+  session's payment intent (delayed methods such as Multibanco vouchers).
+- ``account.updated``: the expert's Connect flags; they decide whether payouts need approval.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,12 +34,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carelog.audit import log_audit_event
 from carelog.platform.errors import ApiError
 from carelog.platform.meetings import service as meetings
-from carelog.platform.meetings.service import PaidBooking
+from carelog.platform.payments.accounts import account_updated, payouts_ready
+from carelog.platform.payments.checkout_metadata import (
+    booking_from_checkout,
+    connect_account,
+    platform_fee,
+)
+from carelog.platform.payments.orgs import _id, intent_of_charge, record_ref
 
 log = logging.getLogger("carelog.payments")
 Handler = Callable[[AsyncSession, uuid.UUID, Mapping[str, Any]], Awaitable[None]]
 TRANSFER_DELAY = timedelta(hours=24)
-_CHECKOUT_STATUS = {"paid": "succeeded", "no_payment_required": "succeeded", "unpaid": "pending"}
 
 
 class NotYetKnownError(Exception):
@@ -54,25 +63,19 @@ async def _meetings(session: AsyncSession, org: uuid.UUID, pi: str) -> list[Any]
     return list(rows)
 
 
-async def checkout_completed(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
-    md = obj.get("metadata") or {}
-    customer = obj.get("customer_details") or {}
-    booking = PaidBooking(
-        event_id=uuid.UUID(md["event_id"]),
-        expert_id=md["expert_id"],
-        guest_email=customer.get("email") or md["guest_email"],
-        guest_name=customer.get("name") or md.get("guest_name") or "",
-        guest_notes=md.get("guest_notes"),
-        start_time=datetime.fromisoformat(md["start_time"]),
-        timezone=md.get("timezone") or "UTC",
-        session_id=obj["id"],
-        payment_intent_id=obj.get("payment_intent"),
-        payment_status=_CHECKOUT_STATUS.get(obj.get("payment_status") or "", "pending"),
-        amount=obj.get("amount_total"),
-        application_fee=int(md["platform_fee"]) if md.get("platform_fee") else None,
-        guest_workos_user_id=md.get("guest_workos_user_id"),
-        guest_org_id=uuid.UUID(md["guest_org_id"]) if md.get("guest_org_id") else None,
+async def _meetings_of_session(session: AsyncSession, org: uuid.UUID, cs: str) -> str | None:
+    pi = await session.scalar(
+        sa.text(
+            "select stripe_payment_intent_id from meetings where org_id = :o"
+            " and stripe_session_id = :s"
+        ),
+        {"o": org, "s": cs},
     )
+    return str(pi) if pi else None
+
+
+async def checkout_completed(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
+    booking = booking_from_checkout(obj)
     try:
         await meetings.create_paid(session, org, booking)
     except ApiError as exc:
@@ -113,12 +116,14 @@ async def payment_succeeded(session: AsyncSession, org: uuid.UUID, obj: Mapping[
     )
     first = found[0]
     md = obj.get("metadata") or {}
-    account = md.get("expert_connect_account_id") or await session.scalar(
+    await record_ref(session, org, _id(obj.get("latest_charge")), "charge", pi)
+    account = connect_account(md, obj) or await session.scalar(
         sa.text("select stripe_connect_account_id from users where workos_user_id = :u"),
         {"u": first.workos_user_id},
     )
+    ready = bool(account) and await payouts_ready(session, str(account))
     amount = int(obj.get("amount_received") or obj.get("amount") or 0)
-    fee = int(md.get("platform_fee") or first.stripe_application_fee_amount or 0)
+    fee = int(platform_fee(md, obj) or first.stripe_application_fee_amount or 0)
     row = (
         await session.execute(
             sa.text(
@@ -144,8 +149,9 @@ async def payment_succeeded(session: AsyncSession, org: uuid.UUID, obj: Mapping[
                 "fee": fee,
                 "start": first.start_time,
                 "when": first.end_time + TRANSFER_DELAY,
-                # No Connect account known: the payout waits for an admin.
-                "approval": not account,
+                # No Connect account, or one Stripe does not let pay out yet: an admin decides
+                # (``account.updated`` lifts the hold once the account's flags allow it).
+                "approval": not ready,
             },
         )
     ).first()
@@ -161,8 +167,27 @@ async def payment_succeeded(session: AsyncSession, org: uuid.UUID, obj: Mapping[
 
 
 async def payment_failed(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
-    pi = str(obj["id"])
-    error = obj.get("last_payment_error") or {}
+    await _fail_payment(session, org, str(obj["id"]), obj.get("last_payment_error") or {})
+
+
+async def async_payment_failed(
+    session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]
+) -> None:
+    """A delayed method (Multibanco voucher, SEPA debit) of a completed checkout failed."""
+    cs = str(obj["id"])
+    pi = _id(obj.get("payment_intent")) or await _meetings_of_session(session, org, cs)
+    if pi is None or not await _meetings(session, org, pi):
+        raise NotYetKnownError(f"no meeting for checkout session {cs} yet")
+    await _fail_payment(session, org, pi, {"code": "async_payment_failed"}, checkout_session=cs)
+
+
+async def _fail_payment(
+    session: AsyncSession,
+    org: uuid.UUID,
+    pi: str,
+    error: Mapping[str, Any],
+    checkout_session: str | None = None,
+) -> None:
     failed = (
         await session.execute(
             sa.text(
@@ -204,16 +229,18 @@ async def payment_failed(session: AsyncSession, org: uuid.UUID, obj: Mapping[str
             "meeting_ids": [str(m.id) for m in failed],
             "error_code": error.get("code"),
             "transfers_failed": len(transfers.all()),
+            **({"checkout_session": checkout_session} if checkout_session else {}),
         },
         data_subject=failed[0].guest_workos_user_id if failed else None,
     )
 
 
 async def charge_refunded(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
-    pi = obj.get("payment_intent")
-    found = await _meetings(session, org, str(pi)) if pi else []
+    pi = await intent_of_charge(session, org, obj)
+    found = await _meetings(session, org, pi) if pi else []
     if not found:
         raise NotYetKnownError(f"no meeting for the refunded charge's payment intent {pi} yet")
+    await record_ref(session, org, _id(obj.get("id")), "charge", pi)
     amount, refunded = int(obj.get("amount") or 0), int(obj.get("amount_refunded") or 0)
     full = refunded >= amount > 0
     transfer = "unchanged"
@@ -262,17 +289,38 @@ async def charge_refunded(session: AsyncSession, org: uuid.UUID, obj: Mapping[st
 
 
 async def dispute_created(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
-    pi = obj.get("payment_intent")
-    disputed = (
+    """Hold the payout: the transfer is DISPUTED and waits for an admin whatever its flags.
+
+    Stripe's disputes name the charge (``payment_intent`` is often ``null``); the charge was
+    recorded with its payment intent when the payment succeeded.
+    """
+    pi = await intent_of_charge(session, org, obj)
+    if pi is None:
+        raise NotYetKnownError(f"no payment intent recorded for charge {obj.get('charge')} yet")
+    params = {"o": org, "p": pi}
+    held = (
         await session.execute(
             sa.text(
-                "update payment_transfers set status = 'DISPUTED' where org_id = :o"
-                " and payment_intent_id = :p returning id"
+                "update payment_transfers set status = 'DISPUTED', requires_approval = true,"
+                " admin_notes = 'disputed: payout held until the dispute is closed'"
+                " where org_id = :o and payment_intent_id = :p"
+                " and status not in ('COMPLETED', 'PAID_OUT') returning id"
             ),
-            {"o": org, "p": pi},
+            params,
         )
     ).all()
-    found = await _meetings(session, org, str(pi)) if pi else []
+    flagged = (
+        await session.execute(
+            sa.text(
+                "update payment_transfers set requires_approval = true,"
+                " admin_notes = 'disputed after payout: recover the transfer'"
+                " where org_id = :o and payment_intent_id = :p"
+                " and status in ('COMPLETED', 'PAID_OUT') returning id"
+            ),
+            params,
+        )
+    ).all()
+    found = await _meetings(session, org, pi)
     await log_audit_event(
         "PAYMENT_DISPUTED",
         "payment",
@@ -280,10 +328,11 @@ async def dispute_created(session: AsyncSession, org: uuid.UUID, obj: Mapping[st
         {"new_values": {"status": "disputed"}},
         {
             "dispute_id": obj.get("id"),
-            "charge_id": obj.get("charge"),
+            "charge_id": _id(obj.get("charge")),
             "reason": obj.get("reason"),
             "amount": obj.get("amount"),
-            "transfers_disputed": len(disputed),
+            "transfers_disputed": len(held),
+            "transfers_flagged": len(flagged),
             "meeting_ids": [str(m.id) for m in found],
         },
         data_subject=found[0].guest_workos_user_id if found else None,
@@ -296,4 +345,6 @@ HANDLERS: dict[str, Handler] = {
     "payment_intent.payment_failed": payment_failed,
     "charge.refunded": charge_refunded,
     "charge.dispute.created": dispute_created,
+    "checkout.session.async_payment_failed": async_payment_failed,
+    "account.updated": account_updated,
 }

@@ -1,7 +1,9 @@
 """Processing one verified Stripe event exactly once, and auditing forged ones.
 
 Idempotency: the claim (``stripe_webhook_events``), the handler's changes, its audit rows and
-the final ``processed`` mark are ONE transaction. A redelivery finds the event processed and
+the final ``processed`` mark are ONE transaction (an event that concerns several organizations,
+a Connect account serving experts of two of them, switches the transaction-local organization
+between them). A redelivery finds the event processed and
 changes and logs nothing; a concurrent duplicate blocks on the primary key until the first
 commits, then does the same. If the handler fails, everything rolls back, the event is recorded
 as ``failed`` (attempts, error class) in a separate transaction and the webhook answers 500, so
@@ -31,15 +33,18 @@ from carelog.audit import log_audit_event
 from carelog.db.session import Scopes
 from carelog.platform.common import system_audit
 from carelog.platform.errors import ApiError
+from carelog.platform.payments.accounts import MULTI_ORG, NO_ORG, account_known
+from carelog.platform.payments.checkout_metadata import CheckoutMetadataError
 from carelog.platform.payments.handlers import HANDLERS, NotYetKnownError
 from carelog.platform.payments.orgs import (
-    PaymentIntentLookup,
     org_in_metadata,
     payment_intent_of,
-    resolve_org,
+    references,
+    resolve_orgs,
 )
 
 ACTOR = "system:stripe-webhook"
+_SWITCH_ORG = sa.text("select set_config('app.org_id', :o, true)")
 log = logging.getLogger("carelog.payments")
 
 _CLAIM = sa.text(
@@ -63,32 +68,54 @@ _FAILED = sa.text(
 )
 
 
-async def process(scopes: Scopes, event: Mapping[str, Any], lookup: PaymentIntentLookup) -> str:
-    """Handle a verified event; returns processed, duplicate or ignored (raises on failure)."""
+class OrganizationUnknownError(Exception):
+    """A verified event whose object carelog cannot place in any organization (yet)."""
+
+
+async def process(scopes: Scopes, event: Mapping[str, Any]) -> str:
+    """Handle a verified event; returns processed, duplicate or ignored (raises on failure).
+
+    An event of a handled type whose organization cannot be resolved is NOT acknowledged: it
+    is recorded as failed (without an organization) and answered with a 500 so Stripe delivers
+    it again, by which time the payment it refers to may have been recorded.
+    """
     event_id, event_type = str(event["id"]), str(event["type"])
     handler = HANDLERS.get(event_type)
     if handler is None:
         return "ignored"
     obj: Mapping[str, Any] = event["data"]["object"]
-    org = await resolve_org(obj, lookup)
-    if org is None:
-        log.warning(
-            "stripe event names no carelog organization; ignored",
-            extra={"stripe_event": event_id, "event_type": event_type},
+    async with scopes.system_scope(ACTOR, NO_ORG) as lookup:
+        orgs = await resolve_orgs(lookup, event)
+        if not orgs and event_type in MULTI_ORG and await account_known(lookup, str(obj["id"])):
+            orgs = [NO_ORG]  # a known expert without payouts yet: the user mirror only
+    if not orgs or (len(orgs) > 1 and event_type not in MULTI_ORG):
+        problem = "no organization" if not orgs else f"{len(orgs)} organizations"
+        exc = OrganizationUnknownError(f"{problem} known for {', '.join(references(event))}")
+        await _record_failure(scopes, None, event_id, event_type, exc)
+        raise ApiError(
+            "the event names no payment carelog knows; Stripe will deliver it again",
+            status_code=500,
+            code="WEBHOOK_ORGANIZATION_UNKNOWN",
+            hint="events of payments made outside carelog's checkout cannot be placed",
         )
-        return "ignored"
+    primary = orgs[0]
+    claim_org = None if primary == NO_ORG else primary
     try:
-        with system_audit(ACTOR, org):
-            async with scopes.system_scope(ACTOR, org) as session:
+        with system_audit(ACTOR, primary):
+            async with scopes.system_scope(ACTOR, primary) as session:
                 claimed = await session.scalar(
-                    _CLAIM, {"id": event_id, "type": event_type, "org": org}
+                    _CLAIM, {"id": event_id, "type": event_type, "org": claim_org}
                 )
                 if claimed is None:
                     return "duplicate"
-                await handler(session, org, obj)
+                for org in orgs:
+                    if org != primary:  # same transaction, the next organization's context
+                        await session.execute(_SWITCH_ORG, {"o": str(org)})
+                    with system_audit(ACTOR, org):
+                        await handler(session, org, obj)
                 await session.execute(_DONE, {"id": event_id})
     except Exception as exc:
-        await _record_failure(scopes, org, event_id, event_type, exc)
+        await _record_failure(scopes, claim_org, event_id, event_type, exc)
         raise ApiError(
             "the event could not be handled; Stripe will deliver it again",
             status_code=500,
@@ -98,16 +125,17 @@ async def process(scopes: Scopes, event: Mapping[str, Any], lookup: PaymentInten
 
 
 async def _record_failure(
-    scopes: Scopes, org: uuid.UUID, event_id: str, event_type: str, exc: Exception
+    scopes: Scopes, org: uuid.UUID | None, event_id: str, event_type: str, exc: Exception
 ) -> None:
     # The class (and our code) only: driver messages can quote row values.
-    error = type(exc).__name__ + (f": {exc}" if isinstance(exc, NotYetKnownError) else "")
+    known = isinstance(exc, NotYetKnownError | OrganizationUnknownError | CheckoutMetadataError)
+    error = type(exc).__name__ + (f": {exc}" if known else "")
     log.warning(
         "stripe event handling failed; answering 500 so Stripe retries",
         extra={"stripe_event": event_id, "event_type": event_type, "error": error},
     )
     try:
-        async with scopes.system_scope(ACTOR, org) as session:
+        async with scopes.system_scope(ACTOR, org or NO_ORG) as session:
             await session.execute(
                 _FAILED, {"id": event_id, "type": event_type, "org": org, "error": error[:500]}
             )

@@ -37,8 +37,9 @@ from carelog.audit.events import MASK_PREFIX
 from carelog.audit.filters import AuditFilters, Cursor
 from carelog.audit.query import AuditRecord, get_audit_logs, select_events
 from carelog.db.schema import AuditLog, Organization
+from carelog.platform.auth.cookies import SESSION_COOKIE
 from carelog.platform.auth.dependencies import RequestUnit, Unit, ensure_admin, token_verifier
-from carelog.platform.auth.tokens import SESSION_COOKIE, TokenError
+from carelog.platform.auth.tokens import TokenError
 from carelog.platform.errors import ApiError
 
 WEB_DIR = Path(__file__).resolve().parent.parent
@@ -370,7 +371,7 @@ async def login(request: Request) -> Response:
             "login.html", 400, identity=None, error="paste an access token", mode=verifier.mode
         )
     try:
-        claims = verifier.verify(token)
+        claims = await verifier.averify(token)
     except TokenError as exc:
         error = exc.message + (f" ({exc.hint})" if exc.hint else "")
         return render("login.html", 401, identity=None, error=error, mode=verifier.mode)

@@ -1,0 +1,101 @@
+"""Stripe Connect accounts: their flags decide whether an expert's payouts wait for an admin.
+
+``account.updated`` carries the three flags Stripe uses to say an account can be paid
+(``details_submitted``, ``charges_enabled``, ``payouts_enabled``) and ``requirements``. carelog
+mirrors them on the expert's ``users`` row (global: the system role maintains the user mirror)
+and, in every organization whose transfers name the account, lifts or sets the approval hold
+of the payouts not yet made. A transfer is created without a hold only when the mirrored
+flags already allow the payout.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carelog.audit import log_audit_event
+
+log = logging.getLogger("carelog.payments")
+#: Event types whose object may concern several organizations (handled in each, one transaction).
+MULTI_ORG = frozenset({"account.updated"})
+#: The context of work that concerns no single organization (the global user mirror).
+NO_ORG = uuid.UUID(int=0)
+
+_READY = sa.text(
+    "select stripe_connect_details_submitted and stripe_connect_charges_enabled"
+    " and stripe_connect_payouts_enabled from users where stripe_connect_account_id = :a"
+)
+
+
+async def payouts_ready(session: AsyncSession, account: str) -> bool:
+    """Whether Stripe lets this Connect account receive payouts (as last reported)."""
+    return bool(await session.scalar(_READY, {"a": account}))
+
+
+async def account_known(session: AsyncSession, account: str) -> bool:
+    found = await session.scalar(
+        sa.text("select exists(select 1 from users where stripe_connect_account_id = :a)"),
+        {"a": account},
+    )
+    return bool(found)
+
+
+def _flags(obj: Mapping[str, Any]) -> dict[str, bool]:
+    requirements: Mapping[str, Any] = obj.get("requirements") or {}
+    flags = {
+        "details_submitted": bool(obj.get("details_submitted")),
+        "charges_enabled": bool(obj.get("charges_enabled")),
+        "payouts_enabled": bool(obj.get("payouts_enabled")),
+    }
+    flags["ready"] = all(flags.values()) and not requirements.get("disabled_reason")
+    return flags
+
+
+async def account_updated(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
+    account = str(obj["id"])
+    flags = _flags(obj)
+    expert = await session.scalar(
+        sa.text(
+            "update users set stripe_connect_details_submitted = :d,"
+            " stripe_connect_charges_enabled = :c, stripe_connect_payouts_enabled = :p,"
+            " stripe_connect_onboarding_complete = :r"
+            " where stripe_connect_account_id = :a returning workos_user_id"
+        ),
+        {
+            "a": account,
+            "d": flags["details_submitted"],
+            "c": flags["charges_enabled"],
+            "p": flags["payouts_enabled"],
+            "r": flags["ready"],
+        },
+    )
+    if org == NO_ORG:  # an expert with no payouts yet: only the user mirror changes
+        log.info("connect account flags mirrored", extra={"account": account, **flags})
+        return
+    # Payouts not made yet and not held by an admin or by a dispute/refund.
+    changed = (
+        await session.execute(
+            sa.text(
+                "update payment_transfers set requires_approval = :hold where org_id = :o"
+                " and expert_connect_account_id = :a and status in ('PENDING', 'READY')"
+                " and admin_user_id is null and requires_approval <> :hold returning id"
+            ),
+            {"o": org, "a": account, "hold": not flags["ready"]},
+        )
+    ).all()
+    await log_audit_event(
+        "PAYOUT_ACCOUNT_UPDATED",
+        "payment",
+        account,
+        {"new_values": flags},
+        {
+            "expert": expert,
+            "transfers_released" if flags["ready"] else "transfers_held": len(changed),
+            "disabled_reason": (obj.get("requirements") or {}).get("disabled_reason"),
+        },
+    )
