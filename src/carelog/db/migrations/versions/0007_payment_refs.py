@@ -1,7 +1,7 @@
 """Payment references: the organization of every Stripe id carelog records at payment time.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ from carelog.db.migrations.env_support import migration_roles
 from carelog.db.sqlfiles import render_sql
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
