@@ -87,7 +87,7 @@ class TestServer:
                 "CARELOG_ENV": "test",
             }
         )
-        return base if not overrides else Settings(**{**base.__dict__, **overrides})
+        return base if not overrides else base.with_changes(**overrides)
 
     def database(self, name: str) -> Database:
         return Database.open(self.settings(name))

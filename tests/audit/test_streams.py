@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from carelog.audit import audit_context, log_audit_event
 from carelog.audit.streams import StreamRunner, parse_destination, stream_status
 from carelog.audit.streams.base import backoff_delay
-from carelog.audit.streams.config import destinations_from_env
+from carelog.audit.streams.config import Destination, destinations_from_settings
 from carelog.audit.streams.nats_sink import NatsSink
 from carelog.audit.streams.reader import START, read_batch
 from carelog.audit.streams.webhook_sink import (
@@ -40,6 +40,7 @@ from carelog.audit.streams.webhook_sink import (
     verify_signature,
 )
 from carelog.core.errors import ConfigurationError
+from carelog.core.settings import Settings
 
 NATS_HOST, NATS_PORT = "127.0.0.1", 4222
 SECRET = "test-secret-" + secrets.token_hex(8)
@@ -552,6 +553,10 @@ def test_the_read_refuses_a_partial_position_or_a_huge_batch(audit_env: AuditEnv
 
 
 # --------------------------------------------------------------------------- configuration
+
+
+def destinations_from_env(environ: dict[str, str]) -> list[Destination]:
+    return destinations_from_settings(Settings.from_env(environ))
 
 
 def test_destinations_from_the_environment() -> None:

@@ -1,7 +1,8 @@
 """The real web app on a fresh database with the two-tenant world, driven over ASGI.
 
 Tokens come from a development signer with a per-test random key (no files, no network); the
-record keyring is generated per test; audit rows are read back as the superuser.
+record keyring is generated per test; both are parts of the test's own ``Runtime``, the one
+object the app reads its services from. Audit rows are read back as the superuser.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from carelog.audit.api import AuditService
-from carelog.audit.setup import create_audit_service
 from carelog.db.engine import Database
-from carelog.platform.audit_catalog import build_catalog
 from carelog.platform.auth.tokens import DevTokenSigner, TokenVerifier
 from carelog.platform.records import RecordKeyring
+from carelog.runtime import Runtime
 from carelog.web.app import create_app
 from world import World, build_world
 
@@ -30,6 +30,7 @@ from world import World, build_world
 @dataclass
 class Api:
     app: FastAPI
+    runtime: Runtime
     client: httpx.AsyncClient
     world: World
     db: Database
@@ -63,18 +64,26 @@ async def running_api(
     *,
     audit: AuditService | None = None,
     verifier: TokenVerifier | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> AsyncIterator[Api]:
+    """The app over a runtime built for this test (``settings``: field changes, e.g.
+    ``{"stripe_webhook_secret": ...}``)."""
     world = build_world(db.sync_engine("admin"))
     with db.sync_engine("admin").begin() as conn:
         # The world's placeholder records hold no real ciphertext; tests write their own.
         conn.execute(sa.text("delete from records"))
-    service = audit or create_audit_service(db, build_catalog(), spool_dir=tmp_path / "spool")
-    app = create_app(db, audit=service)
     signer = DevTokenSigner(os.urandom(32))
     keyring = RecordKeyring.generate("test-k1")
-    app.state.token_verifier = verifier or signer
-    app.state.record_keyring = keyring
+    runtime = Runtime(
+        db.settings.with_changes(**(settings or {})),
+        db,
+        audit=audit,
+        spool_dir=tmp_path / "spool",
+        token_verifier=verifier or signer,
+        record_keyring=keyring,
+    )
+    app = create_app(runtime)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4000))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(app, client, world, db, signer, keyring)
+            yield Api(app, runtime, client, world, db, signer, keyring)

@@ -129,34 +129,34 @@ async def test_suspended_membership_is_403_at_once(api: Api) -> None:
 # --------------------------------------------------------------------------- modes
 
 
-def _prod(**env: str) -> tuple[Settings, dict[str, str]]:
+def _prod(**env: str) -> Settings:
     environ = {
         "CARELOG_ENV": "production",
         "CARELOG_DATABASE_URL": "postgresql://x/y?sslmode=require",
         **env,
     }
-    return Settings.from_env(environ), environ
+    return Settings.from_env(environ)
 
 
 def test_production_refuses_development_tokens(tmp_path: Path) -> None:
-    settings, environ = _prod(CARELOG_AUTH_MODE="dev")
+    settings = _prod(CARELOG_AUTH_MODE="dev")
     with pytest.raises(ConfigurationError, match="refused in production"):
-        auth_mode(settings, environ)
+        auth_mode(settings)
     with pytest.raises(ConfigurationError, match="refused in production"):
-        dev_signer(settings, environ)
+        dev_signer(settings)
     with pytest.raises(ConfigurationError, match="refused in production"):
-        verifier_from_settings(settings, environ)
+        verifier_from_settings(settings)
 
     # Production defaults to WorkOS, which needs a client id...
-    settings, environ = _prod()
-    assert auth_mode(settings, environ) == "workos"
+    settings = _prod()
+    assert auth_mode(settings) == "workos"
     with pytest.raises(ConfigurationError) as info:
-        verifier_from_settings(settings, environ)
+        verifier_from_settings(settings)
     assert info.value.field == "CARELOG_WORKOS_CLIENT_ID"
 
     # ... and a WorkOS verifier cannot accept a development token (HS256, no WorkOS key).
-    settings, environ = _prod(CARELOG_WORKOS_CLIENT_ID=CLIENT_ID)
-    verifier = verifier_from_settings(settings, environ)
+    settings = _prod(CARELOG_WORKOS_CLIENT_ID=CLIENT_ID)
+    verifier = verifier_from_settings(settings)
     assert isinstance(verifier, WorkOSTokenVerifier)
     dev = DevTokenSigner(os.urandom(32)).issue("user_x", "org_x")
     with pytest.raises(Exception, match=r"not signed|malformed"):
@@ -165,8 +165,8 @@ def test_production_refuses_development_tokens(tmp_path: Path) -> None:
     # Development is the default elsewhere, with the key kept in the data dir.
     dev_env = {"CARELOG_DATA_DIR": str(tmp_path)}
     dev_settings = Settings.from_env(dev_env)
-    assert auth_mode(dev_settings, dev_env) == "dev"
-    assert isinstance(verifier_from_settings(dev_settings, dev_env), DevTokenSigner)
+    assert auth_mode(dev_settings) == "dev"
+    assert isinstance(verifier_from_settings(dev_settings), DevTokenSigner)
     assert (tmp_path / "dev-token-key").exists()
 
 
@@ -184,7 +184,7 @@ def test_dev_token_command(tmp_path: Path) -> None:
         env=env,
     )
     assert result.exit_code == 0, result.output
-    claims = dev_signer(Settings.from_env(env), env).verify(result.output.strip())
+    claims = dev_signer(Settings.from_env(env)).verify(result.output.strip())
     assert (claims.user_id, claims.org, claims.role) == ("user_1", "org_1", "admin")
     assert 100 < claims.expires_at.timestamp() - time.time() <= 120
     bad = CliRunner().invoke(app, ["token", "--user", "u", "--org", "o", "--role", "root"], env=env)

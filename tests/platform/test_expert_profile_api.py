@@ -97,7 +97,9 @@ async def test_publish_requires_a_complete_setup(api: Api) -> None:
 async def test_first_publication_records_the_agreement(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CARELOG_PRACTITIONER_AGREEMENT_VERSION", "2.1")
+    # the runtime's settings are what a deployment sets as CARELOG_PRACTITIONER_AGREEMENT_VERSION
+    changed = api.runtime.settings.with_changes(practitioner_agreement_version="2.1")
+    monkeypatch.setattr(api.runtime, "settings", changed)
     a = api.world.a
     api.execute("update profiles set published = false where org_id = :o", o=a.org_id)
     complete_setup(api)

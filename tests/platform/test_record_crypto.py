@@ -6,7 +6,6 @@ import base64
 import os
 import stat
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,7 +38,7 @@ def keyring() -> RecordKeyring:
 
 def _settings(tmp_path: Path, env: str = "development") -> Settings:
     base = Settings.from_env({"CARELOG_DATA_DIR": str(tmp_path), "CARELOG_ENV": "development"})
-    return replace(base, env=env)
+    return base.model_copy(update={"env": env})
 
 
 def test_round_trip(keyring: RecordKeyring) -> None:
@@ -173,7 +172,7 @@ def test_env_parsing_errors_are_clear(value: str, fragment: str) -> None:
 
 def test_from_settings_prefers_the_variable(tmp_path: Path) -> None:
     ring = RecordKeyring.from_settings(
-        _settings(tmp_path), {"CARELOG_RECORD_KEYS": f"prod1:{_key()}"}
+        _settings(tmp_path).with_changes(record_keys=f"prod1:{_key()}")
     )
     assert ring.key_ids == ("prod1",)
     assert not (tmp_path / KEY_FILE_NAME).exists()
@@ -181,28 +180,28 @@ def test_from_settings_prefers_the_variable(tmp_path: Path) -> None:
 
 def test_dev_key_is_persisted_0600_and_reused(tmp_path: Path) -> None:
     settings = _settings(tmp_path / "data")
-    first = RecordKeyring.from_settings(settings, {})
+    first = RecordKeyring.from_settings(settings)
     path = tmp_path / "data" / KEY_FILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     ids = _ids()
     sealed = first.encrypt(TEXT, **ids)
 
-    second = RecordKeyring.from_settings(settings, {})
+    second = RecordKeyring.from_settings(settings)
     assert second.key_ids == first.key_ids
     assert second.decrypt(sealed.key_id, sealed.blob, **ids) == TEXT
 
 
 def test_dev_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    RecordKeyring.from_settings(settings, {})
+    RecordKeyring.from_settings(settings)
     (tmp_path / KEY_FILE_NAME).chmod(0o644)
     with pytest.raises(ConfigurationError, match="chmod 600"):
-        RecordKeyring.from_settings(settings, {})
+        RecordKeyring.from_settings(settings)
 
 
 def test_production_without_keys_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as info:
-        RecordKeyring.from_settings(_settings(tmp_path, env="production"), {})
+        RecordKeyring.from_settings(_settings(tmp_path, env="production"))
     assert "CARELOG_RECORD_KEYS" in str(info.value)
     assert not (tmp_path / KEY_FILE_NAME).exists()
 

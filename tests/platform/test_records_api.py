@@ -395,7 +395,7 @@ async def test_key_rotation_reencrypts_and_is_audited(api: Api) -> None:
     assert (await rotate_org(Scopes(api.db), new, a.org_id)).rotated == 0
     assert len(api.audit("action = 'ENCRYPTION_KEY_ROTATED'")) == 1
 
-    api.app.state.record_keyring = RecordKeyring.parse(new.export_text().split(",")[0])
+    api.runtime.record_keyring = RecordKeyring.parse(new.export_text().split(",")[0])
     r = await api.client.get(url(a.ids["meeting"]), headers=api.auth(a.expert, a.org_id))
     assert r.status_code == 200, r.text
     assert r.json()["records"][0]["id"] == created["record_id"]

@@ -28,8 +28,7 @@ ACTOR = "system:stripe-webhook"
 async def api(
     fresh_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Api]:
-    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
-    async with running_api(fresh_db, tmp_path) as env:
+    async with running_api(fresh_db, tmp_path, settings={"stripe_webhook_secret": SECRET}) as env:
         yield env
 
 

@@ -44,7 +44,7 @@ def settings_for(server: LoopbackWorkOS, **extra: str) -> Settings:
 
 @pytest.fixture
 async def api(fresh_db: Database, tmp_path: Path, workos: LoopbackWorkOS) -> AsyncIterator[Api]:
-    verifier = verifier_from_settings(settings_for(workos), {"CARELOG_AUTH_MODE": "workos"})
+    verifier = verifier_from_settings(settings_for(workos))
     async with running_api(fresh_db, tmp_path, verifier=verifier) as env:
         yield env
 
@@ -103,7 +103,7 @@ async def test_audience_is_checked_where_configured(
     fresh_db: Database, tmp_path: Path, workos: LoopbackWorkOS
 ) -> None:
     settings = settings_for(workos, CARELOG_WORKOS_AUDIENCE="carelog-api,carelog-viewer")
-    verifier = verifier_from_settings(settings, {"CARELOG_AUTH_MODE": "workos"})
+    verifier = verifier_from_settings(settings)
     async with running_api(fresh_db, tmp_path, verifier=verifier) as api:
         a = api.world.a
         for aud, status in (("carelog-api", 200), ("carelog-viewer", 200), ("other", 401)):

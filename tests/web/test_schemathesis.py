@@ -30,11 +30,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from carelog.audit.setup import create_audit_service
 from carelog.db.engine import Database
-from carelog.platform.audit_catalog import build_catalog
 from carelog.platform.auth.tokens import DevTokenSigner
 from carelog.platform.records import RecordKeyring
+from carelog.runtime import Runtime
 from carelog.web.app import create_app
 from world import build_world
 
@@ -57,8 +56,6 @@ def test_openapi_schema_holds_under_fuzzing(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Configured, so the webhook's answer to unsigned requests is its documented 400.
-    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_schemathesis")
     world = build_world(fresh_db.sync_engine("admin"))
     with fresh_db.sync_engine("admin").begin() as conn:
         conn.execute(sa.text("delete from records"))  # placeholders, not real ciphertext
@@ -69,11 +66,16 @@ def test_openapi_schema_holds_under_fuzzing(
             ),
             {"u": world.a.expert, "o": world.a.org_id},
         )
-    service = create_audit_service(fresh_db, build_catalog(), spool_dir=tmp_path / "spool")
-    app = create_app(fresh_db, audit=service)
     signer = DevTokenSigner(os.urandom(32))
-    app.state.token_verifier = signer
-    app.state.record_keyring = RecordKeyring.generate("fuzz-k1")
+    runtime = Runtime(
+        # Configured, so the webhook's answer to unsigned requests is its documented 400.
+        fresh_db.settings.with_changes(stripe_webhook_secret="whsec_schemathesis"),
+        fresh_db,
+        spool_dir=tmp_path / "spool",
+        token_verifier=signer,
+        record_keyring=RecordKeyring.generate("fuzz-k1"),
+    )
+    app = create_app(runtime)
     token = signer.issue(world.a.expert, str(world.a.org_id), role="admin", ttl=3600)
     headers = {"Authorization": f"Bearer {token}"}
 

@@ -30,11 +30,10 @@ import pytest
 import uvicorn
 from test_viewer_http import seed_events
 
-from carelog.audit.setup import create_audit_service
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
-from carelog.platform.audit_catalog import build_catalog
 from carelog.platform.auth.tokens import DevTokenSigner
+from carelog.runtime import Runtime
 from carelog.web.app import create_app
 from dbtools import TestServer
 from world import World, build_world
@@ -117,12 +116,14 @@ def site(
             conn.exec_driver_sql(f"DELETE FROM {table}")
     ids = seed_events(db, world, N_EVENTS)
     _seal(db)
-    service = create_audit_service(
-        db, build_catalog(), spool_dir=tmp_path_factory.mktemp("viewer") / "spool"
-    )
-    app = create_app(db, audit=service)
     signer = DevTokenSigner(os.urandom(32))
-    app.state.token_verifier = signer
+    runtime = Runtime(
+        db.settings,
+        db,
+        spool_dir=tmp_path_factory.mktemp("viewer") / "spool",
+        token_verifier=signer,
+    )
+    app = create_app(runtime)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -23,11 +23,10 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from carelog.audit.events import MASK_PREFIX
-from carelog.audit.setup import create_audit_service
 from carelog.db.engine import Database
-from carelog.platform.audit_catalog import build_catalog
 from carelog.platform.auth.cookies import SESSION_COOKIE
 from carelog.platform.auth.tokens import DevTokenSigner
+from carelog.runtime import Runtime
 from carelog.web.app import create_app
 from world import World, build_world
 
@@ -125,10 +124,11 @@ def seed_events(db: Database, world: World, n: int = N_EVENTS) -> list[uuid.UUID
 async def env(fresh_db: Database, tmp_path: Path) -> AsyncIterator[Env]:
     world = build_world(fresh_db.sync_engine("admin"))
     ids = seed_events(fresh_db, world)
-    service = create_audit_service(fresh_db, build_catalog(), spool_dir=tmp_path / "spool")
-    app = create_app(fresh_db, audit=service)
     signer = DevTokenSigner(os.urandom(32))
-    app.state.token_verifier = signer
+    runtime = Runtime(
+        fresh_db.settings, fresh_db, spool_dir=tmp_path / "spool", token_verifier=signer
+    )
+    app = create_app(runtime)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4000))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

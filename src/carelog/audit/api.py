@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,11 +59,27 @@ def configure_audit(service: AuditService | None) -> None:
     _service = service
 
 
+@contextmanager
+def installed_audit(service: AuditService) -> Iterator[AuditService]:
+    """``service`` is the process's audit service for the block; the previous one after it.
+
+    Used by the composition root (``carelog.runtime``); a library embedding carelog without it
+    can call :func:`configure_audit` itself.
+    """
+    global _service
+    previous = _service
+    _service = service
+    try:
+        yield service
+    finally:
+        _service = previous
+
+
 def audit_service() -> AuditService:
     if _service is None:
         raise ConfigurationError(
             "the audit service is not configured",
-            hint="call carelog.audit.configure_audit(...) at start-up (the web app and CLI do)",
+            hint="run inside carelog.runtime.running(...) (the web app and CLI do)",
         )
     return _service
 

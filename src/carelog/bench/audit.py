@@ -32,13 +32,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from carelog.audit.api import AuditService, configure_audit, log_audit_event
+from carelog.audit.api import AuditService, log_audit_event
 from carelog.audit.context import audit_context
 from carelog.audit.events import AuditEvent, build_event
 from carelog.audit.setup import create_audit_service
 from carelog.audit.writer import COLUMNS, to_wire
 from carelog.bench import BenchDatabase, Member, bench_database, percentile
 from carelog.platform.audit_catalog import build_catalog
+from carelog.runtime import Runtime
 
 PRODUCER_LEVELS: tuple[int, ...] = (1, 16, 256)
 #: Server settings applied to the embedded benchmark server only (see the module docstring).
@@ -248,13 +249,10 @@ class AuditBenchReport:
 async def _carelog_runs(
     bench: BenchDatabase, events: int, single_events: int, echo: Callable[[str], None]
 ) -> tuple[list[Result], dict[str, Any]]:
-    service = create_audit_service(
-        bench.database, build_catalog(), spool_dir=bench.workdir / "spool"
-    )
-    configure_audit(service)
+    runtime = Runtime(bench.database.settings, bench.database, spool_dir=bench.workdir / "spool")
+    service = runtime.audit
     results: list[Result] = []
-    try:
-        await service.start()
+    async with runtime.started():
         prebuilt = prebuilt_events(service, bench.members, events)
         # warm-up: connection, prepared statement, code paths
         await run_writer_only(
@@ -270,10 +268,6 @@ async def _carelog_runs(
             if n != events:
                 result.note = f"latency-bound: {n:,}-event sample"
             results.append(result)
-    finally:
-        await service.stop()
-        configure_audit(None)
-        await bench.database.dispose()
     return results, service.writer.stats.as_dict()
 
 

@@ -28,9 +28,9 @@ from carelog.audit.export import FORMATS, ExportReceipt, export_audit_logs
 from carelog.audit.filters import AuditFilters
 from carelog.audit.query import AuditRecord, conditions, get_audit_logs
 from carelog.audit.report import access_report, compliance_report
-from carelog.cli.context import open_database
 from carelog.db.schema import AuditLog
 from carelog.db.session import Scopes, parse_org_id
+from carelog.runtime import running
 
 app = typer.Typer(help="Search, export and report on the audit log.", no_args_is_help=True)
 out = Console()
@@ -95,12 +95,11 @@ def build_filters(
 
 
 def _run(work: Callable[[Scopes], Awaitable[T]]) -> T:
+    """Run ``work`` inside the runtime (reads and exports are themselves audited)."""
+
     async def main() -> T:
-        with open_database() as db:
-            try:
-                return await work(Scopes(db))
-            finally:
-                await db.dispose()
+        async with running() as runtime:
+            return await work(runtime.scopes)
 
     return asyncio.run(main())
 
@@ -198,22 +197,9 @@ def export(
     receipt = ExportReceipt()
 
     async def work(scopes: Scopes) -> None:
-        from carelog.audit.api import configure_audit
-        from carelog.audit.setup import create_audit_service
-        from carelog.platform.audit_catalog import build_catalog
-
-        service = create_audit_service(scopes.database, build_catalog())
-        configure_audit(service)
-        await service.start()
-        try:
-            with ExitStack() as stack:
-                sink = _open_output(output, stack)
-                await _export(
-                    scopes, org_id, as_user, filters, fmt, reason, sink, receipt, with_proofs
-                )
-        finally:
-            await service.stop()
-            configure_audit(None)
+        with ExitStack() as stack:
+            sink = _open_output(output, stack)
+            await _export(scopes, org_id, as_user, filters, fmt, reason, sink, receipt, with_proofs)
 
     _run(work)
     where = "stdout" if output == "-" else output

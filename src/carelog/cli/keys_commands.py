@@ -15,15 +15,10 @@ import sqlalchemy as sa
 import typer
 from rich.console import Console
 
-from carelog.audit.api import audit_service, configure_audit
-from carelog.audit.setup import create_audit_service
-from carelog.cli.context import open_database
-from carelog.core.errors import ConfigurationError
 from carelog.db.engine import Database
-from carelog.db.session import Scopes, parse_org_id
-from carelog.platform.audit_catalog import build_catalog
-from carelog.platform.records.crypto import RecordKeyring
+from carelog.db.session import parse_org_id
 from carelog.platform.records.rotation import RotationResult, rotate_org
+from carelog.runtime import Runtime, opened
 
 app = typer.Typer(help="Medical-record encryption keys.", no_args_is_help=True)
 out = Console()
@@ -45,25 +40,10 @@ def orgs_to_rotate(db: Database, active_key_id: str, org: str | None) -> list[uu
         return [uuid.UUID(str(r)) for r in rows.scalars()]
 
 
-async def rotate_all(
-    db: Database, keyring: RecordKeyring, orgs: list[uuid.UUID]
-) -> list[RotationResult]:
-    """Rotate each org in turn; starts an audit service unless the process already runs one."""
-    service = None
-    try:
-        audit_service()
-    except ConfigurationError:
-        service = create_audit_service(db, build_catalog())
-        configure_audit(service)
-        await service.start()
-    try:
-        scopes = Scopes(db)
-        return [await rotate_org(scopes, keyring, org) for org in orgs]
-    finally:
-        if service is not None:
-            await service.stop()
-            configure_audit(None)
-        await db.dispose()
+async def rotate_all(runtime: Runtime, orgs: list[uuid.UUID]) -> list[RotationResult]:
+    """Rotate each org in turn, inside the runtime (every rewrite is audited)."""
+    async with runtime.started():
+        return [await rotate_org(runtime.scopes, runtime.record_keyring, org) for org in orgs]
 
 
 @app.command()
@@ -73,10 +53,10 @@ def rotate(
     ] = None,
 ) -> None:
     """Re-encrypt every record not under the active (first) key of CARELOG_RECORD_KEYS."""
-    with open_database() as db:
-        keyring = RecordKeyring.from_settings(db.settings)
-        orgs = orgs_to_rotate(db, keyring.active_key_id, org)
-        results = asyncio.run(rotate_all(db, keyring, orgs))
+    with opened() as runtime:
+        keyring = runtime.record_keyring
+        orgs = orgs_to_rotate(runtime.database, keyring.active_key_id, org)
+        results = asyncio.run(rotate_all(runtime, orgs))
     total = sum(r.rotated for r in results)
     for r in results:
         if r.rotated:

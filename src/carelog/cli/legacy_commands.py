@@ -15,11 +15,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from carelog.audit.api import configure_audit
-from carelog.audit.setup import create_audit_service
-from carelog.cli.context import open_database
-from carelog.db.engine import Database
-from carelog.db.session import Scopes
 from carelog.legacy.audit_import import (
     IdentityResolver,
     ImportReport,
@@ -32,7 +27,8 @@ from carelog.legacy.audit_import import (
     record_import_run,
 )
 from carelog.legacy.audit_import.source import parse_source_url
-from carelog.platform.audit_catalog import LEGACY_RESOURCE_TYPES, build_catalog
+from carelog.platform.audit_catalog import LEGACY_RESOURCE_TYPES
+from carelog.runtime import Runtime, opened
 
 app = typer.Typer(help="Migrate data from the Clerk-era design.", no_args_is_help=True)
 out = Console()
@@ -43,12 +39,9 @@ def _group() -> None:
     """Migrate data from the Clerk-era design."""
 
 
-async def _audit_run(db: Database, report: ImportReport) -> int:
-    scopes = Scopes(db)
-    try:
-        return await record_import_run(report, scopes)
-    finally:
-        await db.dispose()
+async def _audit_run(runtime: Runtime, report: ImportReport) -> int:
+    async with runtime.started():
+        return await record_import_run(report, runtime.scopes)
 
 
 @app.command("import-audit")
@@ -94,26 +87,21 @@ def import_audit(
     )
     try:
         emails = people.legacy_user_emails()
-        catalog = build_catalog()
-        with open_database() as db:
-            service = create_audit_service(db, catalog)
+        with opened() as runtime:
+            catalog = runtime.catalog
             importer = LegacyAuditImporter(
-                target=db,
+                target=runtime.database,
                 source=legacy,
                 resolver=IdentityResolver(users, orgs, emails),
                 vocabulary=Vocabulary(catalog, LEGACY_RESOURCE_TYPES),
-                masker=service.masker,
+                masker=runtime.audit.masker,
                 batch_size=batch,
                 dry_run=dry_run,
             )
             report = importer.run()
             audited = 0
             if not dry_run:
-                configure_audit(service)
-                try:
-                    audited = asyncio.run(_audit_run(db, report))
-                finally:
-                    configure_audit(None)
+                audited = asyncio.run(_audit_run(runtime, report))
     finally:
         legacy.close()
         if people is not legacy:

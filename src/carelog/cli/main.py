@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from carelog.cli import (
     up_command,
 )
 from carelog.core.errors import CarelogError
+from carelog.core.settings import Settings
 
 app = typer.Typer(
     name="carelog",
@@ -45,6 +45,7 @@ audit_commands.app.add_typer(
 app.add_typer(audit_commands.app, name="audit", help="Search, export and report on the audit log.")
 app.add_typer(bench_commands.app, name="bench", help="Benchmarks (ratios against baselines).")
 db_commands.app.command("docs")(docs_commands.docs)
+app.add_typer(docs_commands.app, name="docs", help="Regenerate generated documentation.")
 app.add_typer(legacy_commands.app, name="legacy", help="Migrate data from the Clerk-era design.")
 app.add_typer(dev_commands.app, name="dev", help="Development helpers (refused in production).")
 app.add_typer(keys_commands.app, name="keys", help="Medical-record encryption keys.")
@@ -71,6 +72,13 @@ def _root(
     """carelog: one canonical schema, one audit log."""
 
 
+def _debugging() -> bool:
+    try:
+        return Settings.from_env().debug
+    except CarelogError:
+        return False  # a broken configuration is reported, not a reason for a traceback
+
+
 def main() -> None:
     """Run the CLI; usage errors are Typer's, everything else becomes one line on stderr."""
     try:
@@ -81,7 +89,7 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # the last line of defence: one line, not a traceback
-        if os.environ.get("CARELOG_DEBUG"):
+        if _debugging():
             raise
         err.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "

@@ -19,7 +19,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from carelog.audit.api import AuditService, audit_service, configure_audit
 from carelog.audit.catalog import AuditCatalog
 from carelog.audit.retention import (
     RETENTION_ACTOR,
@@ -29,12 +28,11 @@ from carelog.audit.retention import (
     database_now,
     plan_purge,
 )
-from carelog.audit.setup import create_audit_service
 from carelog.cli.context import open_database
-from carelog.core.errors import ConfigurationError
 from carelog.db.engine import Database
 from carelog.db.session import Scopes, parse_org_id
 from carelog.platform.audit_catalog import build_catalog
+from carelog.runtime import running
 
 app = typer.Typer(help="Retention policies, legal holds and purges.", no_args_is_help=True)
 out = Console()
@@ -145,18 +143,6 @@ def _report(result: RetentionResult) -> None:
         out.print(f"dropped partitions: {names}", highlight=False)
 
 
-async def _start_audit_service(db: Database, catalog: AuditCatalog) -> AuditService | None:
-    """Start this command's audit service, unless the process already runs one."""
-    try:
-        audit_service()
-    except ConfigurationError:
-        service = create_audit_service(db, catalog)
-        configure_audit(service)
-        await service.start()
-        return service
-    return None
-
-
 @app.command()
 def apply(
     dry_run: Annotated[
@@ -165,23 +151,20 @@ def apply(
     org: OrgOption = None,
 ) -> None:
     """Delete expired events (and whole expired monthly partitions when all orgs are covered)."""
-    catalog = default_catalog()
     with open_database() as db:
         orgs = list_orgs(db, org)
 
         async def run() -> RetentionResult:
-            # A real run records each purge through the audit API, so it needs a running audit
-            # service (the writer lives on this event loop); a dry run records nothing.
-            service = None if dry_run else await _start_audit_service(db, catalog)
-            try:
+            # A real run records each purge through the audit API, so it runs inside the
+            # runtime (the writer lives on this event loop); a dry run records nothing.
+            async with running(database=db) as runtime:
                 return await apply_retention(
-                    Scopes(db), catalog, orgs=orgs, dry_run=dry_run, every_org=org is None
+                    runtime.scopes,
+                    runtime.catalog,
+                    orgs=orgs,
+                    dry_run=dry_run,
+                    every_org=org is None,
                 )
-            finally:
-                if service is not None:
-                    await service.stop()
-                    configure_audit(None)
-                await db.dispose()
 
         result = asyncio.run(run())
     _report(result)

@@ -15,9 +15,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from carelog.audit.streams import StreamRunner, StreamStatus, destinations_from_env, stream_status
+from carelog.audit.streams import (
+    StreamRunner,
+    StreamStatus,
+    destinations_from_settings,
+    stream_status,
+)
 from carelog.cli.context import open_database
 from carelog.core.errors import ConfigurationError
+from carelog.core.settings import Settings
 
 app = typer.Typer(help="Stream the audit log to NATS JetStream and webhooks.", no_args_is_help=True)
 out = Console()
@@ -53,8 +59,8 @@ def status_table(rows: list[StreamStatus]) -> Table:
 @app.command()
 def status() -> None:
     """Each destination: delivered events, lag in events and seconds, errors, the last error."""
-    destinations = destinations_from_env()
     with open_database() as db:
+        destinations = destinations_from_settings(db.settings)
 
         async def read() -> list[StreamStatus]:
             try:
@@ -72,7 +78,7 @@ def status() -> None:
 @app.command()
 def run() -> None:
     """Stream every committed audit event to the configured destinations until Ctrl-C."""
-    destinations = destinations_from_env()
+    destinations = destinations_from_settings(Settings.from_env())
     if not destinations:
         raise ConfigurationError(
             "no audit stream destinations",

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from carelog.cli.context import open_database
 from carelog.db import migrate
+from carelog.runtime import Runtime
 from carelog.web.app import create_app
 
 out = Console(soft_wrap=True)
@@ -42,4 +43,9 @@ def up(
         bind_host = host or settings.host
         bind_port = port or settings.port
         out.print(f"serving on http://{bind_host}:{bind_port} (health: /health, docs: /docs)")
-        uvicorn.run(create_app(db, sealer=True), host=bind_host, port=bind_port, log_level="info")
+        uvicorn.run(
+            create_app(Runtime(settings, db), sealer=True),
+            host=bind_host,
+            port=bind_port,
+            log_level="info",
+        )

@@ -10,24 +10,22 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from carelog.core.errors import ConfigurationError
 from carelog.core.settings import Settings
 
+SecretField = Literal["audit_mask_key", "dev_token_key"]
+
 
 def load_secret(
-    settings: Settings,
-    variable: str,
-    filename: str,
-    environ: Mapping[str, str] | None = None,
-    *,
-    length: int = 32,
+    settings: Settings, field: SecretField, filename: str, *, length: int = 32
 ) -> bytes:
-    """A ``length``-byte key from ``variable`` (base64), or the dev key file, or a new one."""
-    env = os.environ if environ is None else environ
-    raw = env.get(variable)
+    """A ``length``-byte key from the setting (base64), or the dev key file, or a new one."""
+    variable = Settings.variable(field)
+    value = getattr(settings, field)
+    raw = value.get_secret_value() if value is not None else None
     if raw:
         try:
             key = base64.b64decode(raw, validate=True)

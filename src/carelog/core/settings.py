@@ -1,153 +1,39 @@
-"""Configuration read from the environment, once, into an immutable value.
+"""Configuration: every environment variable carelog reads, read here once into one value.
 
 Secrets and locations come from environment variables only (twelve-factor), so the same build
-runs on a laptop with the embedded PostgreSQL and in production against a managed server. Every
-variable is listed in ``ENVIRONMENT_VARIABLES`` so the README's configuration table and the
-validation here cannot drift apart.
+runs on a laptop with the embedded PostgreSQL and in production against a managed server. The
+fields below are the whole list: ``pydantic-settings`` reads them, each field's description and
+``doc_default`` generate the README's configuration table (``carelog docs config``), and a test
+keeps the two equal. Nothing else in the package touches ``os.environ``.
+
+A value that does not parse stops start-up with a :class:`ConfigurationError` naming the variable
+and the fix. Rules that need more than one value or a file (production needs real keys, the key
+formats themselves) are checked where the value is used, with the same kind of error.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from carelog.core.errors import ConfigurationError
 
-ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
-    "CARELOG_DATABASE_URL": (
-        "(unset: embedded PostgreSQL)",
-        "Admin/owner connection used for migrations and role set-up. Unset: carelog starts an "
-        "embedded PostgreSQL 16 in CARELOG_DATA_DIR.",
-    ),
-    "CARELOG_APP_DATABASE_URL": (
-        "(derived)",
-        "Runtime connection (the RLS-bound role that owns nothing). Default: the admin URL with "
-        "the user replaced by <prefix>_app.",
-    ),
-    "CARELOG_SYSTEM_DATABASE_URL": (
-        "(derived)",
-        "Connection for webhooks and jobs (system actors, still org-scoped). Default: the admin "
-        "URL with the user replaced by <prefix>_system.",
-    ),
-    "CARELOG_AUDIT_WRITER_DATABASE_URL": (
-        "(derived)",
-        "Connection of the audit group-commit writer (INSERT on audit_logs only). Default: the "
-        "admin URL with the user replaced by <prefix>_audit_writer.",
-    ),
-    "CARELOG_DATA_DIR": (
-        "$XDG_DATA_HOME/carelog or ~/.local/share/carelog",
-        "Where the embedded PostgreSQL keeps its data between runs.",
-    ),
-    "CARELOG_DB_NAME": ("carelog", "Database created inside the embedded server."),
-    "CARELOG_ROLE_PREFIX": (
-        "carelog",
-        "Prefix of the database roles carelog creates (<prefix>_owner, _app, _system, "
-        "_audit_writer).",
-    ),
-    "CARELOG_ENV": ("development", "development or production (production refuses dev tokens)."),
-    "CARELOG_HOST": ("127.0.0.1", "Address `carelog up` listens on."),
-    "CARELOG_PORT": ("8000", "Port `carelog up` listens on."),
-    "CARELOG_TRUSTED_PROXIES": (
-        "(none)",
-        "Comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed.",
-    ),
-    "CARELOG_AUDIT_MASK_KEY": (
-        "(development: generated in the data dir)",
-        "32 random bytes, base64: key of the keyed hash that masks PHI/secret audit values.",
-    ),
-    "CARELOG_AUDIT_SPOOL_DIR": (
-        "$CARELOG_DATA_DIR/audit-spool",
-        "Where audit events are fsync'd while PostgreSQL is unreachable (replayed later).",
-    ),
-    "CARELOG_AUDIT_SIGNING_KEYS": (
-        "(development: generated in the data dir)",
-        "Ed25519 keys that sign audit checkpoints, kid:base64seed,...; the first signs, the "
-        "rest are retired keys kept so old checkpoints still verify.",
-    ),
-    "CARELOG_AUDIT_SEAL_INTERVAL": (
-        "5",
-        "Seconds between sealing passes (new audit events -> Merkle leaves + signed checkpoint).",
-    ),
-    "CARELOG_AUDIT_STREAMS": (
-        "(none)",
-        "Comma-separated audit stream destinations: nats://host:port[?stream=&subject=] "
-        "(JetStream) and https:// webhooks; `carelog audit stream run` delivers to them.",
-    ),
-    "CARELOG_AUDIT_STREAM_WEBHOOK_SECRET": (
-        "(unset; required with a webhook)",
-        "HMAC-SHA256 key of the X-Carelog-Signature header on audit stream webhooks.",
-    ),
-    "CARELOG_RECORD_KEYS": (
-        "(development: generated in the data dir)",
-        "Medical-record encryption keys, kid:base64key,...; the first is active.",
-    ),
-    "CARELOG_AUTH_MODE": (
-        "dev (workos when CARELOG_ENV=production)",
-        "How API access tokens are verified: dev (locally signed, refused in production) or "
-        "workos (WorkOS AuthKit access tokens checked against the WorkOS JWKS).",
-    ),
-    "CARELOG_WORKOS_CLIENT_ID": (
-        "(unset)",
-        "WorkOS client id; required in workos mode (names the JWKS and the token issuer).",
-    ),
-    "CARELOG_WORKOS_ISSUER": (
-        "<api base>, <api base>/user_management/<client id>",
-        "Comma-separated accepted `iss` values of WorkOS access tokens (set it when using a "
-        "custom auth domain).",
-    ),
-    "CARELOG_WORKOS_API_BASE": (
-        "https://api.workos.com",
-        "WorkOS API base URL; the default JWKS URL and issuers are derived from it.",
-    ),
-    "CARELOG_WORKOS_JWKS_URL": (
-        "<api base>/sso/jwks/<client id>",
-        "Where the WorkOS signing keys (JWKS) are fetched from.",
-    ),
-    "CARELOG_WORKOS_AUDIENCE": (
-        "(unset: not checked)",
-        "Comma-separated accepted `aud` values of WorkOS access tokens; when set, a token "
-        "without one of them is refused.",
-    ),
-    "CARELOG_WORKOS_JWKS_TIMEOUT": (
-        "3",
-        "Seconds a JWKS fetch may take; requests keep being served with the cached keys.",
-    ),
-    "CARELOG_WORKOS_COOKIE_PASSWORD": (
-        "(unset: AuthKit session cookies are not read)",
-        "AuthKit's cookie password (the WORKOS_COOKIE_PASSWORD of the AuthKit app): unseals "
-        "the `wos-session` cookie to read its access token.",
-    ),
-    "CARELOG_DATABASE_ALLOW_INSECURE_SOCKET": (
-        "(unset)",
-        "1: in production, accept database URLs without sslmode=require when they connect "
-        "through a local Unix socket (host=/path). TCP connections always need TLS.",
-    ),
-    "CARELOG_DEV_TOKEN_KEY": (
-        "(development: generated in the data dir)",
-        "32 random bytes, base64: HS256 key of development tokens (`carelog dev token`).",
-    ),
-    "STRIPE_WEBHOOK_SECRET": (
-        "(unset: the Stripe webhook answers 500)",
-        "Signing secret (whsec_...) of the Stripe webhook endpoint; verifies every delivery.",
-    ),
-    "STRIPE_SECRET_KEY": (
-        "(unset)",
-        "Stripe API key (sk_...). The webhook never calls Stripe: it finds organizations from "
-        "the payments carelog recorded.",
-    ),
-    "CARELOG_PRACTITIONER_AGREEMENT_VERSION": (
-        "1.0",
-        "Version of the practitioner agreement recorded when an expert first publishes.",
-    ),
-    "AUDITLOG_DATABASE_URL": (
-        "(must be unset)",
-        "Retired: audit logs live in the main database. carelog refuses to start while it is set.",
-    ),
-}
+Environment = Literal["development", "test", "production"]
 
 WORKOS_API = "https://api.workos.com"
 _ROLE_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -190,42 +76,6 @@ class WorkOSSettings:
     jwks_timeout: float = 3.0
     cookie_password: str | None = field(default=None, repr=False)
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> WorkOSSettings:
-        client = env.get("CARELOG_WORKOS_CLIENT_ID") or None
-        base = (env.get("CARELOG_WORKOS_API_BASE") or WORKOS_API).rstrip("/")
-        if not base.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ConfigurationError(
-                f"invalid WorkOS API base {base!r}",
-                field="CARELOG_WORKOS_API_BASE",
-                hint="an https:// URL such as https://api.workos.com",
-            )
-        issuers = _csv(env.get("CARELOG_WORKOS_ISSUER"))
-        if not issuers:
-            issuers = (base, f"{base}/user_management/{client}") if client else (base,)
-        timeout_text = env.get("CARELOG_WORKOS_JWKS_TIMEOUT", "3")
-        try:
-            timeout = float(timeout_text)
-        except ValueError:
-            timeout = -1.0
-        if not 0 < timeout <= 30:
-            raise ConfigurationError(
-                f"invalid JWKS timeout {timeout_text!r}",
-                field="CARELOG_WORKOS_JWKS_TIMEOUT",
-                hint="seconds, more than 0 and at most 30",
-            )
-        password = env.get("CARELOG_WORKOS_COOKIE_PASSWORD") or None
-        return cls(
-            client_id=client,
-            api_base=base,
-            jwks_url=env.get("CARELOG_WORKOS_JWKS_URL")
-            or (f"{base}/sso/jwks/{client}" if client else None),
-            issuers=issuers,
-            audience=_csv(env.get("CARELOG_WORKOS_AUDIENCE")),
-            jwks_timeout=timeout,
-            cookie_password=password,
-        )
-
 
 def _csv(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
@@ -255,19 +105,439 @@ def require_tls(url: str, variable: str, *, allow_socket: bool) -> None:
     )
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str | None
-    app_database_url: str | None
-    system_database_url: str | None
-    writer_database_url: str | None
-    data_dir: Path
-    db_name: str
-    roles: Roles
-    env: str
-    host: str
-    port: int
-    workos: WorkOSSettings = field(default_factory=WorkOSSettings)
+# The variables being read: the process environment, or the mapping given to ``from_env``.
+_SOURCE: ContextVar[Mapping[str, str] | None] = ContextVar("carelog_settings_source", default=None)
+
+
+@contextmanager
+def _reading(environ: Mapping[str, str]) -> Iterator[None]:
+    token = _SOURCE.set(environ)
+    try:
+        yield
+    finally:
+        _SOURCE.reset(token)
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """``os.environ`` unless ``from_env`` was given a mapping: then that mapping alone."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        given = _SOURCE.get()
+        variables = os.environ if given is None else given
+        return {name: value for name, value in variables.items() if value != ""}
+
+
+def _setting(
+    variable: str,
+    default: Any,
+    doc_default: str,
+    description: str,
+    *,
+    hint: str | None = None,
+    documented: bool = True,
+) -> Any:
+    """One environment variable: its name, default, README text and the fix for a bad value."""
+    return Field(
+        default,
+        validation_alias=variable,
+        description=description,
+        json_schema_extra={"doc_default": doc_default, "hint": hint, "documented": documented},
+    )
+
+
+class Settings(BaseSettings):
+    """The deployment's configuration (immutable; build it with :meth:`from_env`)."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        case_sensitive=True,
+        env_ignore_empty=True,
+        populate_by_name=True,
+    )
+
+    database_url: str | None = _setting(
+        "CARELOG_DATABASE_URL",
+        None,
+        "(unset: embedded PostgreSQL)",
+        "Admin/owner connection used for migrations and role set-up.",
+    )
+    app_database_url: str | None = _setting(
+        "CARELOG_APP_DATABASE_URL",
+        None,
+        "(derived)",
+        "Runtime connection for people (RLS by membership); default: the admin URL with user "
+        "`<prefix>_app`.",
+    )
+    system_database_url: str | None = _setting(
+        "CARELOG_SYSTEM_DATABASE_URL",
+        None,
+        "(derived)",
+        "Runtime connection for webhooks and jobs (RLS by explicit org); default: user "
+        "`<prefix>_system`.",
+    )
+    writer_database_url: str | None = _setting(
+        "CARELOG_AUDIT_WRITER_DATABASE_URL",
+        None,
+        "(derived)",
+        "Connection of the audit group-commit writer (INSERT on `audit_logs` only); default: "
+        "user `<prefix>_audit_writer`.",
+    )
+    data_dir_override: Path | None = _setting(
+        "CARELOG_DATA_DIR",
+        None,
+        "`$XDG_DATA_HOME/carelog` or `~/.local/share/carelog`",
+        "Where the embedded PostgreSQL keeps its data (and development keys live).",
+    )
+    xdg_data_home: Path | None = _setting(
+        "XDG_DATA_HOME",
+        None,
+        "`~/.local/share`",
+        "The XDG base directory under which the default data directory `carelog` is made.",
+    )
+    db_name: str = _setting(
+        "CARELOG_DB_NAME",
+        "carelog",
+        "`carelog`",
+        "Database created inside the embedded server.",
+        hint="use letters, digits and underscores",
+    )
+    role_prefix: str = _setting(
+        "CARELOG_ROLE_PREFIX",
+        "carelog",
+        "`carelog`",
+        "Prefix of the database roles (`<prefix>_owner`, `_app`, `_system`, `_audit_writer`).",
+        hint="use lowercase letters, digits and underscores, starting with a letter",
+    )
+    env: Environment = _setting(
+        "CARELOG_ENV",
+        "development",
+        "`development`",
+        "`development`, `test` or `production` (production requires a database URL and real keys).",
+        hint="use development, test or production",
+    )
+    host: str = _setting(
+        "CARELOG_HOST", "127.0.0.1", "`127.0.0.1`", "Address `carelog up` listens on."
+    )
+    port: int = _setting(
+        "CARELOG_PORT", 8000, "`8000`", "Port `carelog up` listens on.", hint="use 1-65535"
+    )
+    trusted_proxies: str = _setting(
+        "CARELOG_TRUSTED_PROXIES",
+        "",
+        "(none)",
+        "Comma-separated addresses/CIDRs of reverse proxies whose `X-Forwarded-For` is believed.",
+    )
+    audit_mask_key: SecretStr | None = _setting(
+        "CARELOG_AUDIT_MASK_KEY",
+        None,
+        "(development: generated in the data dir)",
+        "32 random bytes, base64: key of the keyed hash that masks PHI/secret values in audit "
+        "changes.",
+    )
+    audit_spool_dir: Path | None = _setting(
+        "CARELOG_AUDIT_SPOOL_DIR",
+        None,
+        "`$CARELOG_DATA_DIR/audit-spool`",
+        "Where audit events are fsync'd while PostgreSQL is unreachable (replayed in order later).",
+    )
+    audit_signing_keys: SecretStr | None = _setting(
+        "CARELOG_AUDIT_SIGNING_KEYS",
+        None,
+        "(development: generated in the data dir)",
+        "Ed25519 checkpoint signing keys, `kid:base64seed,...`: the first signs, later ones are "
+        "retired keys kept so old checkpoints verify (see docs/integrity.md).",
+    )
+    audit_seal_interval: float = _setting(
+        "CARELOG_AUDIT_SEAL_INTERVAL",
+        5.0,
+        "`5`",
+        "Seconds between sealing passes (new audit events become Merkle leaves under a signed "
+        "checkpoint).",
+        hint="seconds between 0.05 and 86400",
+    )
+    audit_streams: str = _setting(
+        "CARELOG_AUDIT_STREAMS",
+        "",
+        "(none)",
+        "Comma-separated audit stream destinations: `nats://host:port[?stream=NAME&subject="
+        "PREFIX]` (NATS JetStream, one message per event on `<subject>.<org_id>`, `Nats-Msg-Id` "
+        "= event id) and `https://` webhooks (signed JSON batches). `carelog audit stream run` "
+        "delivers; `carelog audit stream status` shows lag and errors.",
+    )
+    audit_stream_webhook_secret: SecretStr | None = _setting(
+        "CARELOG_AUDIT_STREAM_WEBHOOK_SECRET",
+        None,
+        "(unset; required with a webhook)",
+        "HMAC-SHA256 key of the `X-Carelog-Signature: t=<ts>,v1=<hex>` header (signed over "
+        "`<ts>.<body>`) on audit stream webhooks.",
+    )
+    record_keys: SecretStr | None = _setting(
+        "CARELOG_RECORD_KEYS",
+        None,
+        "(development: generated in the data dir)",
+        "Medical-record encryption keys, `kid:base64key,...`, first is active.",
+    )
+    auth_mode: Literal["dev", "workos"] | None = _setting(
+        "CARELOG_AUTH_MODE",
+        None,
+        "`dev` (`workos` when `CARELOG_ENV=production`)",
+        "How API tokens are verified: `dev` (locally signed by `carelog dev token`; refused in "
+        "production) or `workos` (WorkOS AuthKit access tokens against the WorkOS JWKS).",
+        hint="dev|workos",
+    )
+    workos_client_id: str = _setting(
+        "CARELOG_WORKOS_CLIENT_ID",
+        "",
+        "(unset)",
+        "WorkOS client id; required in `workos` mode (names the JWKS URL and the token issuer).",
+    )
+    workos_issuer: str | None = _setting(
+        "CARELOG_WORKOS_ISSUER",
+        None,
+        "`<api base>`, `<api base>/user_management/<client id>`",
+        "Comma-separated accepted `iss` values of WorkOS access tokens (WorkOS uses both "
+        "defaults).",
+    )
+    workos_api_base: str = _setting(
+        "CARELOG_WORKOS_API_BASE",
+        WORKOS_API,
+        "`https://api.workos.com`",
+        "WorkOS API base URL; the default JWKS URL and issuers derive from it (a custom auth "
+        "domain).",
+        hint="an https:// URL such as https://api.workos.com",
+    )
+    workos_jwks_url: str | None = _setting(
+        "CARELOG_WORKOS_JWKS_URL",
+        None,
+        "`<api base>/sso/jwks/<client id>`",
+        "Where WorkOS's signing keys are fetched from (off the event loop; cached keys keep "
+        "serving while a refresh runs).",
+    )
+    workos_audience: str = _setting(
+        "CARELOG_WORKOS_AUDIENCE",
+        "",
+        "(unset: not checked)",
+        "Comma-separated accepted `aud` values; when set, tokens without one of them are refused.",
+    )
+    workos_jwks_timeout: float = _setting(
+        "CARELOG_WORKOS_JWKS_TIMEOUT",
+        3.0,
+        "`3`",
+        "Seconds a JWKS fetch may take before a token with an unknown key is refused.",
+        hint="seconds, more than 0 and at most 30",
+    )
+    workos_cookie_password: SecretStr | None = _setting(
+        "CARELOG_WORKOS_COOKIE_PASSWORD",
+        None,
+        "(unset: AuthKit cookies not read)",
+        "AuthKit's cookie password (`WORKOS_COOKIE_PASSWORD` of the AuthKit app): unseals the "
+        "`wos-session` cookie (workos SDK `unseal_data`) to verify the access token inside.",
+    )
+    database_allow_insecure_socket: bool = _setting(
+        "CARELOG_DATABASE_ALLOW_INSECURE_SOCKET",
+        False,
+        "(unset)",
+        "`1`: in production, accept database URLs without `sslmode=require` when they use a "
+        "local Unix socket (`host=/path`). Production refuses every other URL without "
+        "`sslmode=require`/`verify-ca`/`verify-full`.",
+        hint="use 1 or 0",
+    )
+    dev_token_key: SecretStr | None = _setting(
+        "CARELOG_DEV_TOKEN_KEY",
+        None,
+        "(development: generated in the data dir)",
+        "32 random bytes, base64: HS256 key of development tokens.",
+    )
+    stripe_webhook_secret: SecretStr | None = _setting(
+        "STRIPE_WEBHOOK_SECRET",
+        None,
+        "(unset: the webhook answers 500)",
+        "Signing secret (`whsec_…`) of the Stripe webhook endpoint; every delivery's signature "
+        "is verified with it.",
+    )
+    stripe_secret_key: SecretStr | None = _setting(
+        "STRIPE_SECRET_KEY",
+        None,
+        "(unset)",
+        "Stripe API key (`sk_…`). The webhook never calls Stripe: disputes and refunds "
+        "(`metadata: {}`) are placed through the charge and payment intent carelog recorded at "
+        "payment time (`payment_refs`).",
+    )
+    practitioner_agreement_version: str = _setting(
+        "CARELOG_PRACTITIONER_AGREEMENT_VERSION",
+        "1.0",
+        "`1.0`",
+        "Version of the practitioner agreement recorded when an expert first publishes their "
+        "profile.",
+    )
+    debug: bool = _setting(
+        "CARELOG_DEBUG",
+        False,
+        "(unset)",
+        "Set to 1 to let the CLI print the full traceback of an unexpected error.",
+        hint="use 1 or 0",
+    )
+    retired_auditlog_database_url: str | None = _setting(
+        "AUDITLOG_DATABASE_URL",
+        None,
+        "must be unset",
+        "Retired: audit logs live in the main database; carelog refuses to start while it is set.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment only: no .env file, no secrets directory (one place to look).
+        return (init_settings, _EnvironmentSource(settings_cls))
+
+    # ------------------------------------------------------------------ validation
+
+    @field_validator("role_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _ROLE_PREFIX.match(value):
+            raise ValueError(f"invalid role prefix {value!r}")
+        return value
+
+    @field_validator("db_name")
+    @classmethod
+    def _check_db_name(cls, value: str) -> str:
+        if not _DB_NAME.match(value):
+            raise ValueError(f"invalid database name {value!r}")
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _check_port(cls, value: int) -> int:
+        if not 0 < value < 65536:
+            raise ValueError(f"invalid port {value!r}")
+        return value
+
+    @field_validator("audit_seal_interval")
+    @classmethod
+    def _check_interval(cls, value: float) -> float:
+        if not 0.05 <= value <= 86400:
+            raise ValueError(f"invalid sealing interval {value!r}")
+        return value
+
+    @field_validator("workos_api_base")
+    @classmethod
+    def _check_api_base(cls, value: str) -> str:
+        base = value.rstrip("/")
+        if not base.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError(f"invalid WorkOS API base {base!r}")
+        return base
+
+    @field_validator("workos_jwks_timeout")
+    @classmethod
+    def _check_jwks_timeout(cls, value: float) -> float:
+        if not 0 < value <= 30:
+            raise ValueError(f"invalid JWKS timeout {value!r}")
+        return value
+
+    @field_validator("database_url", "workos_issuer", "workos_jwks_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check_together(self) -> Settings:
+        if self.retired_auditlog_database_url:
+            raise ConfigurationError(
+                "AUDITLOG_DATABASE_URL is set, but audit logs now live in the main database",
+                hint="remove the variable; import old rows with `carelog legacy import-audit`",
+            )
+        if self.env == "production" and self.database_url is None:
+            raise ConfigurationError(
+                "production needs CARELOG_DATABASE_URL; the embedded database is for development",
+                field="CARELOG_DATABASE_URL",
+            )
+        if self.env == "production":
+            for name in (
+                "database_url",
+                "app_database_url",
+                "system_database_url",
+                "writer_database_url",
+            ):
+                url = getattr(self, name)
+                if url:
+                    require_tls(
+                        url,
+                        Settings.variable(name),
+                        allow_socket=self.database_allow_insecure_socket,
+                    )
+        return self
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of this process (``os.environ``), or of ``environ`` when given.
+
+        An explicit mapping is read *instead of* the process environment, so tests and child
+        processes describe their whole configuration.
+        """
+        try:
+            if environ is None:
+                return cls()
+            with _reading(environ):
+                return cls()
+        except ValidationError as exc:
+            raise _configuration_error(exc) from None
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced (by field name), validated like the original."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values.update(changes)
+        try:
+            with _reading({}):
+                return type(self)(**values)
+        except ValidationError as exc:
+            raise _configuration_error(exc) from None
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def data_dir(self) -> Path:
+        if self.data_dir_override is not None:
+            return self.data_dir_override
+        base = self.xdg_data_home or Path.home() / ".local" / "share"
+        return base / "carelog"
+
+    @property
+    def roles(self) -> Roles:
+        return Roles.from_prefix(self.role_prefix)
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where the audit writer spools events while PostgreSQL is unreachable."""
+        return self.audit_spool_dir or self.data_dir / "audit-spool"
+
+    @property
+    def workos(self) -> WorkOSSettings:
+        """The WorkOS part, with the JWKS URL and issuers derived from the client id."""
+        client = self.workos_client_id or None
+        base = self.workos_api_base
+        issuers = _csv(self.workos_issuer)
+        if not issuers:
+            issuers = (base, f"{base}/user_management/{client}") if client else (base,)
+        password = self.workos_cookie_password
+        return WorkOSSettings(
+            client_id=client,
+            api_base=base,
+            jwks_url=self.workos_jwks_url or (f"{base}/sso/jwks/{client}" if client else None),
+            issuers=issuers,
+            audience=_csv(self.workos_audience),
+            jwks_timeout=self.workos_jwks_timeout,
+            cookie_password=password.get_secret_value() if password is not None else None,
+        )
 
     @property
     def embedded(self) -> bool:
@@ -278,72 +548,58 @@ class Settings:
         return self.env == "production"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        if env.get("AUDITLOG_DATABASE_URL"):
-            raise ConfigurationError(
-                "AUDITLOG_DATABASE_URL is set, but audit logs now live in the main database",
-                hint="remove the variable; import old rows with `carelog legacy import-audit`",
-            )
-        prefix = env.get("CARELOG_ROLE_PREFIX", "carelog")
-        if not _ROLE_PREFIX.match(prefix):
-            raise ConfigurationError(
-                f"invalid role prefix {prefix!r}",
-                field="CARELOG_ROLE_PREFIX",
-                hint="use lowercase letters, digits and underscores, starting with a letter",
-            )
-        db_name = env.get("CARELOG_DB_NAME", "carelog")
-        if not _DB_NAME.match(db_name):
-            raise ConfigurationError(
-                f"invalid database name {db_name!r}",
-                field="CARELOG_DB_NAME",
-                hint="use letters, digits and underscores",
-            )
-        mode = env.get("CARELOG_ENV", "development")
-        if mode not in ("development", "production", "test"):
-            raise ConfigurationError(
-                f"unknown environment {mode!r}",
-                field="CARELOG_ENV",
-                hint="use development, test or production",
-            )
-        port_text = env.get("CARELOG_PORT", "8000")
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ConfigurationError(
-                f"invalid port {port_text!r}", field="CARELOG_PORT", hint="use 1-65535"
-            )
-        url = env.get("CARELOG_DATABASE_URL") or None
-        if mode == "production" and url is None:
-            raise ConfigurationError(
-                "production needs CARELOG_DATABASE_URL; the embedded database is for development",
-                field="CARELOG_DATABASE_URL",
-            )
-        if mode == "production":
-            allow = env.get("CARELOG_DATABASE_ALLOW_INSECURE_SOCKET") == "1"
-            for variable in (
-                "CARELOG_DATABASE_URL",
-                "CARELOG_APP_DATABASE_URL",
-                "CARELOG_SYSTEM_DATABASE_URL",
-                "CARELOG_AUDIT_WRITER_DATABASE_URL",
-            ):
-                if env.get(variable):
-                    require_tls(env[variable], variable, allow_socket=allow)
-        return cls(
-            database_url=url,
-            app_database_url=env.get("CARELOG_APP_DATABASE_URL") or None,
-            system_database_url=env.get("CARELOG_SYSTEM_DATABASE_URL") or None,
-            writer_database_url=env.get("CARELOG_AUDIT_WRITER_DATABASE_URL") or None,
-            data_dir=Path(env["CARELOG_DATA_DIR"])
-            if env.get("CARELOG_DATA_DIR")
-            else _data_home(env),
-            db_name=db_name,
-            roles=Roles.from_prefix(prefix),
-            env=mode,
-            host=env.get("CARELOG_HOST", "127.0.0.1"),
-            port=int(port_text),
-            workos=WorkOSSettings.from_env(env),
-        )
+    def variable(cls, field: str) -> str:
+        """The environment variable behind a field (for error messages)."""
+        alias = cls.model_fields[field].validation_alias
+        assert isinstance(alias, str)
+        return alias
 
 
-def _data_home(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "carelog"
+def _configuration_error(exc: ValidationError) -> ConfigurationError:
+    first = exc.errors()[0]
+    variable = str(first["loc"][0]) if first["loc"] else None
+    hint = None
+    for name, info in Settings.model_fields.items():
+        if info.validation_alias == variable or name == variable:
+            variable = Settings.variable(name)
+            extra = info.json_schema_extra
+            hint = extra.get("hint") if isinstance(extra, dict) else None
+    message = str(first["msg"]).removeprefix("Value error, ")
+    value = first.get("input")
+    if isinstance(value, str) and "invalid" not in message and "SECRET" not in (variable or ""):
+        message = f"{message} (got {value!r})"
+    return ConfigurationError(message, field=variable, hint=str(hint) if hint else None)
+
+
+def _documented() -> dict[str, tuple[str, str]]:
+    table: dict[str, tuple[str, str]] = {}
+    for info in Settings.model_fields.values():
+        extra = info.json_schema_extra
+        assert isinstance(extra, dict)
+        assert isinstance(info.validation_alias, str)
+        if extra.get("documented"):
+            table[info.validation_alias] = (str(extra["doc_default"]), info.description or "")
+    return table
+
+
+# Variable -> (default as documented, meaning): the README's configuration table, in order.
+ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = _documented()
+
+TABLE_BEGIN = "<!-- configuration table: generated by `carelog docs config`, do not edit -->"
+TABLE_END = "<!-- end of configuration table -->"
+
+
+def configuration_table() -> str:
+    """The README's configuration table (markdown), generated from the fields above."""
+    lines = [TABLE_BEGIN, "| Variable | Default | Meaning |", "|---|---|---|"]
+    for variable, (default, meaning) in ENVIRONMENT_VARIABLES.items():
+        lines.append(f"| `{variable}` | {default} | {meaning} |")
+    lines.append(TABLE_END)
+    return "\n".join(lines) + "\n"
+
+
+def with_configuration_table(readme: str) -> str:
+    """``readme`` with its generated table replaced by the current one."""
+    start = readme.index(TABLE_BEGIN)
+    end = readme.index(TABLE_END) + len(TABLE_END) + 1
+    return readme[:start] + configuration_table() + readme[end:]

@@ -14,6 +14,7 @@ from carelog.audit import AuditContext, audit_context
 from carelog.audit.context import snapshot
 from carelog.db.session import Scopes
 from carelog.platform.errors import forbidden
+from carelog.platform.services import services
 
 EXPERT_ROLES = ("expert_top", "expert_community", "expert_lecturer")
 SETUP_STEPS = ("profile", "availability", "events", "identity", "payment")
@@ -21,8 +22,7 @@ SETUP_STEPS = ("profile", "availability", "events", "identity", "payment")
 
 def get_scopes(request: Request) -> Scopes:
     """The app's session factories: anonymous and webhook paths open their own units."""
-    scopes: Scopes = request.app.state.scopes
-    return scopes
+    return services(request).scopes
 
 
 @contextmanager

@@ -292,9 +292,10 @@ async def test_background_sealer_for_the_web_app(integrity: Integrity, tmp_path:
     from carelog.audit.integrity.sealer import background_sealer
 
     integrity.add(3)
-    settings = integrity.db.settings
-    env = {"CARELOG_AUDIT_SIGNING_KEYS": integrity.key_env, "CARELOG_AUDIT_SEAL_INTERVAL": "0.05"}
-    async with background_sealer(integrity.scopes, settings, env) as sealer:
+    settings = integrity.db.settings.with_changes(
+        audit_signing_keys=integrity.key_env, audit_seal_interval=0.05
+    )
+    async with background_sealer(integrity.scopes, settings) as sealer:
         for _ in range(200):
             if sealer.last_pass is not None and integrity.scalar(
                 "SELECT count(*) FROM audit_seals WHERE org_id = :o", o=integrity.org

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
 from pathlib import Path
 
 from carelog.audit.integrity.checkpoint import SigningKeyring, generate_key
@@ -32,12 +31,10 @@ def _parse(text: str, source: str) -> SigningKeyring:
         ) from None
 
 
-def load_signing_keyring(
-    settings: Settings, environ: Mapping[str, str] | None = None
-) -> SigningKeyring:
+def load_signing_keyring(settings: Settings) -> SigningKeyring:
     """The variable, or (not in production) the development key file, created if missing."""
-    env = os.environ if environ is None else environ
-    text = env.get(SIGNING_KEYS_VARIABLE, "").strip()
+    secret = settings.audit_signing_keys
+    text = secret.get_secret_value().strip() if secret is not None else ""
     if text:
         return _parse(text, SIGNING_KEYS_VARIABLE)
     if settings.production:
@@ -71,20 +68,6 @@ def _dev_keyring(path: Path) -> SigningKeyring:
     return SigningKeyring.from_seed(seed, key_id)
 
 
-def seal_interval(environ: Mapping[str, str] | None = None) -> float:
-    """Seconds between sealing passes (``CARELOG_AUDIT_SEAL_INTERVAL``, default 5)."""
-    env = os.environ if environ is None else environ
-    text = env.get(SEAL_INTERVAL_VARIABLE, "").strip()
-    if not text:
-        return DEFAULT_SEAL_INTERVAL
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.05 <= value <= 86400:
-        raise ConfigurationError(
-            f"invalid sealing interval {text!r}",
-            field=SEAL_INTERVAL_VARIABLE,
-            hint="seconds between 0.05 and 86400",
-        )
-    return value
+def seal_interval(settings: Settings) -> float:
+    """Seconds between sealing passes (``CARELOG_AUDIT_SEAL_INTERVAL``, checked by Settings)."""
+    return settings.audit_seal_interval

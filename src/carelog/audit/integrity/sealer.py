@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -325,17 +325,15 @@ def start_sealer(sealer: Sealer, interval_seconds: float) -> asyncio.Task[Any]:
 
 
 @asynccontextmanager
-async def background_sealer(
-    scopes: Scopes, settings: Settings, environ: Mapping[str, str] | None = None
-) -> AsyncIterator[Sealer]:
+async def background_sealer(scopes: Scopes, settings: Settings) -> AsyncIterator[Sealer]:
     """Run the sealer for the life of the block (the web app's lifespan), then stop it.
 
     Keys from ``CARELOG_AUDIT_SIGNING_KEYS`` (development: the key file in the data dir),
-    cadence from ``CARELOG_AUDIT_SEAL_INTERVAL``. ``app.state`` can keep the sealer to report
+    cadence from ``CARELOG_AUDIT_SEAL_INTERVAL``. The runtime keeps the sealer to report
     ``sealer_lag()``.
     """
-    sealer = Sealer(scopes, load_signing_keyring(settings, environ))
-    task = start_sealer(sealer, seal_interval(environ))
+    sealer = Sealer(scopes, load_signing_keyring(settings))
+    task = start_sealer(sealer, seal_interval(settings))
     try:
         yield sealer
     finally:

@@ -18,7 +18,7 @@ log written concurrently by many transactions.
 from __future__ import annotations
 
 from carelog.audit.streams.base import DeliveryError, Position, Sink, StreamEvent
-from carelog.audit.streams.config import Destination, destinations_from_env, parse_destination
+from carelog.audit.streams.config import Destination, destinations_from_settings, parse_destination
 from carelog.audit.streams.runner import StreamRunner, StreamStatus, stream_status
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
     "StreamEvent",
     "StreamRunner",
     "StreamStatus",
-    "destinations_from_env",
+    "destinations_from_settings",
     "parse_destination",
     "stream_status",
 ]

@@ -15,14 +15,13 @@ credentials, so a rotated password keeps the position; do not put secrets in the
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from carelog.core.errors import ConfigurationError
+from carelog.core.settings import Settings
 
 StreamKind = Literal["nats", "webhook"]
 
@@ -99,11 +98,11 @@ def parse_destination(url: str, *, webhook_secret: str | None = None) -> Destina
     )
 
 
-def destinations_from_env(environ: Mapping[str, str] | None = None) -> list[Destination]:
+def destinations_from_settings(settings: Settings) -> list[Destination]:
     """The destinations of ``CARELOG_AUDIT_STREAMS`` (empty when unset)."""
-    env = os.environ if environ is None else environ
-    raw = env.get(STREAMS_VARIABLE, "")
-    secret = env.get(SECRET_VARIABLE) or None
+    raw = settings.audit_streams
+    configured = settings.audit_stream_webhook_secret
+    secret = configured.get_secret_value() if configured is not None else None
     out: list[Destination] = []
     for item in raw.split(","):
         if item.strip():

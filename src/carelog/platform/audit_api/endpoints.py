@@ -34,6 +34,7 @@ from carelog.platform.audit_api.schemas import (
 from carelog.platform.auth.dependencies import AdminUnit, StreamingUnit, ensure_admin
 from carelog.platform.errors import ApiError
 from carelog.platform.http import AUTHENTICATED, PlainText, PlatformRoute, described
+from carelog.platform.services import services
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], route_class=PlatformRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -83,8 +84,7 @@ Filters = Annotated[AuditFilters, Depends(audit_filters)]
 
 
 def _catalog(request: Request) -> AuditCatalog:
-    catalog: AuditCatalog = request.app.state.audit.catalog
-    return catalog
+    return services(request).catalog
 
 
 @router.get("/events", response_model=AuditEventPage, responses=ERRORS, summary="Search")
@@ -225,14 +225,8 @@ async def verify(
     The integrity modules are imported here, not at module load: a fault in them then fails
     this one endpoint instead of taking every audit endpoint down with it.
     """
-    from carelog.audit.integrity.checkpoint import VerifyingKeyring
-    from carelog.audit.integrity.keys import load_signing_keyring
     from carelog.audit.integrity.verify import verify_org
 
-    keyring: VerifyingKeyring | None = getattr(request.app.state, "audit_verifying_keys", None)
-    if keyring is None:
-        settings = request.app.state.database.settings
-        keyring = load_signing_keyring(settings).verifying_keyring()
-        request.app.state.audit_verifying_keys = keyring
+    keyring = services(request).verifying_keys
     report = await verify_org(unit.session, unit.identity.org_id, keyring, since=since)
     return report.to_json_dict()

@@ -30,9 +30,9 @@ from carelog.platform.auth.tokens import (
     TokenClaims,
     TokenError,
     TokenVerifier,
-    verifier_from_settings,
 )
 from carelog.platform.errors import ApiError
+from carelog.platform.services import services
 
 ADMIN_ROLES = frozenset({"owner", "admin"})
 # Used only to find which organization a WorkOS org id names: the membership policy keys on
@@ -74,12 +74,8 @@ def _forbidden(message: str, hint: str | None = None) -> ApiError:
 
 
 def token_verifier(request: Request) -> TokenVerifier:
-    """The app's verifier (tests install one on ``app.state``; else built from settings)."""
-    verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
-    if verifier is None:
-        verifier = verifier_from_settings(request.app.state.database.settings)
-        request.app.state.token_verifier = verifier
-    return verifier
+    """The runtime's verifier (built from settings, or the one a test gave the runtime)."""
+    return services(request).token_verifier
 
 
 async def verified_claims(request: Request) -> TokenClaims:
@@ -153,7 +149,7 @@ async def request_unit(
     request: Request, claims: Annotated[TokenClaims, Depends(verified_claims)]
 ) -> AsyncIterator[RequestUnit]:
     """Open the request's org-scoped unit, check the membership in it, bind the audit actor."""
-    scopes: Scopes = request.app.state.scopes
+    scopes = services(request).scopes
     org_id = await _resolve_org(scopes, claims)
     async with scopes.org_scope(claims.user_id, org_id) as session:
         membership = (

@@ -20,7 +20,6 @@ Tests point :class:`WorkOSTokenVerifier` at a loopback JWKS server (or hand it a
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -282,13 +281,8 @@ class WorkOSTokenVerifier:
 # --------------------------------------------------------------------------- configuration
 
 
-def auth_mode(settings: Settings, environ: Mapping[str, str] | None = None) -> AuthMode:
-    env = os.environ if environ is None else environ
-    mode = env.get(MODE_VARIABLE) or ("workos" if settings.production else "dev")
-    if mode not in ("dev", "workos"):
-        raise ConfigurationError(
-            f"unknown auth mode {mode!r}", field=MODE_VARIABLE, hint="dev|workos"
-        )
+def auth_mode(settings: Settings) -> AuthMode:
+    mode = settings.auth_mode or ("workos" if settings.production else "dev")
     if mode == "dev" and settings.production:
         raise ConfigurationError(
             "development tokens are refused in production",
@@ -298,19 +292,16 @@ def auth_mode(settings: Settings, environ: Mapping[str, str] | None = None) -> A
     return "dev" if mode == "dev" else "workos"
 
 
-def dev_signer(settings: Settings, environ: Mapping[str, str] | None = None) -> DevTokenSigner:
+def dev_signer(settings: Settings) -> DevTokenSigner:
     """The development signer; refused in production whatever the mode variable says."""
     if settings.production:
         raise ConfigurationError(
             "development tokens are refused in production", field="CARELOG_ENV"
         )
-    return DevTokenSigner(load_secret(settings, DEV_KEY_VARIABLE, DEV_KEY_FILE, environ))
+    return DevTokenSigner(load_secret(settings, "dev_token_key", DEV_KEY_FILE))
 
 
-def verifier_from_settings(
-    settings: Settings, environ: Mapping[str, str] | None = None
-) -> TokenVerifier:
-    env = os.environ if environ is None else environ
-    if auth_mode(settings, env) == "dev":
-        return dev_signer(settings, env)
+def verifier_from_settings(settings: Settings) -> TokenVerifier:
+    if auth_mode(settings) == "dev":
+        return dev_signer(settings)
     return WorkOSTokenVerifier.from_settings(settings.workos)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from carelog.platform.auth import Unit
 from carelog.platform.experts import service
 from carelog.platform.experts.schemas import ProfileIn, ProfileOut
 from carelog.platform.http import AUTHENTICATED, PlatformRoute, error_responses
+from carelog.platform.services import services
 
 router = APIRouter(
     prefix="/api/expert-profile",
@@ -28,9 +29,12 @@ async def put_profile(body: ProfileIn, unit: Unit) -> ProfileOut:
     responses=error_responses(404, 409),
     summary="Publish my profile (first time: accept the agreement)",
 )
-async def publish(unit: Unit) -> ProfileOut:
+async def publish(request: Request, unit: Unit) -> ProfileOut:
     me = unit.identity
-    return await service.set_published(unit.session, me.org_id, me.user_id, publish=True)
+    version = services(request).settings.practitioner_agreement_version
+    return await service.set_published(
+        unit.session, me.org_id, me.user_id, publish=True, agreement_version=version
+    )
 
 
 @router.post(

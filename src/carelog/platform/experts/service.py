@@ -10,7 +10,6 @@ and logs it as its own action, not as a "compliance report".
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from typing import Any
 
@@ -24,7 +23,6 @@ from carelog.platform.common import SETUP_STEPS, mark_setup_step, require_expert
 from carelog.platform.errors import ApiError, conflict, not_found
 from carelog.platform.experts.schemas import ProfileIn, ProfileOut
 
-AGREEMENT_VERSION_VARIABLE = "CARELOG_PRACTITIONER_AGREEMENT_VERSION"
 _COLUMNS = (
     "id, first_name, last_name, headline, short_bio, long_bio, profile_picture,"
     " primary_category_id, secondary_category_id, coalesce(social_links, '[]'::jsonb)"
@@ -42,10 +40,6 @@ _AUDITED = (
     "secondary_category_id",
     "social_links",
 )
-
-
-def agreement_version() -> str:
-    return os.environ.get(AGREEMENT_VERSION_VARIABLE, "").strip() or "1.0"
 
 
 async def _load(session: AsyncSession, org_id: uuid.UUID, user_id: str) -> ProfileOut | None:
@@ -132,8 +126,14 @@ async def _missing_steps(session: AsyncSession, org_id: uuid.UUID, user_id: str)
 
 
 async def set_published(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, *, publish: bool
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    user_id: str,
+    *,
+    publish: bool,
+    agreement_version: str = "1.0",
 ) -> ProfileOut:
+    """Publish or hide; the first publication records ``agreement_version`` (from settings)."""
     await require_expert(session, user_id)
     profile = await _load(session, org_id, user_id)
     if profile is None:
@@ -158,7 +158,7 @@ async def set_published(
             " practitioner_agreement_version = :v,"
             " practitioner_agreement_ip_address = cast(:ip as inet)"
         )
-        params.update(v=agreement_version(), ip=current_context().ip_address)
+        params.update(v=agreement_version, ip=current_context().ip_address)
     await session.execute(
         sa.text(f"update profiles set {sets} where org_id = :o and workos_user_id = :u"),
         params,

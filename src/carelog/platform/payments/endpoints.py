@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Annotated, Literal
 
 import stripe
@@ -21,6 +20,7 @@ from carelog.platform.errors import ApiError
 from carelog.platform.http import PlatformRoute, described
 from carelog.platform.payments import service
 from carelog.platform.payments.schemas import WebhookAck
+from carelog.platform.services import services
 
 SECRET_VARIABLE = "STRIPE_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 router = APIRouter(tags=["payments"], route_class=PlatformRoute)
@@ -40,7 +40,8 @@ async def stripe_webhook(
     request: Request,
     scopes: Annotated[Scopes, Depends(get_scopes)],
 ) -> WebhookAck:
-    secret = os.environ.get(SECRET_VARIABLE)
+    configured = services(request).settings.stripe_webhook_secret
+    secret = configured.get_secret_value() if configured is not None else None
     if not secret:
         log.error("stripe webhook called but %s is not set", SECRET_VARIABLE)
         raise ApiError(

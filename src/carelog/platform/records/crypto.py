@@ -31,7 +31,7 @@ import re
 import secrets
 import stat
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,12 +121,10 @@ class RecordKeyring:
         return cls(entries, source=source)
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, environ: Mapping[str, str] | None = None
-    ) -> RecordKeyring:
+    def from_settings(cls, settings: Settings) -> RecordKeyring:
         """The keyring for this deployment: the variable, or (not in production) the dev file."""
-        env = os.environ if environ is None else environ
-        text = env.get(ENV_VARIABLE, "").strip()
+        secret = settings.record_keys
+        text = secret.get_secret_value().strip() if secret is not None else ""
         if text:
             return cls.parse(text)
         if settings.production:

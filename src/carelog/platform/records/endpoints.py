@@ -22,6 +22,7 @@ from carelog.platform.records.schemas import (
     RecordUpdate,
     RecordUpdated,
 )
+from carelog.platform.services import services
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     **AUTHENTICATED,
@@ -31,12 +32,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def record_keyring(request: Request) -> RecordKeyring:
-    """The deployment's keyring (tests install one on ``app.state``; else from settings)."""
-    keyring: RecordKeyring | None = getattr(request.app.state, "record_keyring", None)
-    if keyring is None:
-        keyring = RecordKeyring.from_settings(request.app.state.database.settings)
-        request.app.state.record_keyring = keyring
-    return keyring
+    """The runtime's keyring (from settings, or the one a test gave the runtime)."""
+    return services(request).record_keyring
 
 
 Keyring = Annotated[RecordKeyring, Depends(record_keyring)]

@@ -41,6 +41,7 @@ from carelog.platform.auth.cookies import SESSION_COOKIE
 from carelog.platform.auth.dependencies import RequestUnit, Unit, ensure_admin, token_verifier
 from carelog.platform.auth.tokens import TokenError
 from carelog.platform.errors import ApiError
+from carelog.platform.services import services
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -124,8 +125,7 @@ def redirect(url: str) -> RedirectResponse:
 
 
 def _secure_cookie(request: Request) -> bool:
-    settings = getattr(request.app.state.database, "settings", None)
-    return request.url.scheme == "https" or bool(getattr(settings, "production", False))
+    return request.url.scheme == "https" or services(request).settings.production
 
 
 def _to_login(request: Request, *, expired: bool) -> RedirectResponse:
@@ -298,13 +298,7 @@ async def org_name(unit: RequestUnit) -> str:
 
 
 def _verifications(request: Request) -> dict[uuid.UUID, dict[str, Any]]:
-    store: dict[uuid.UUID, dict[str, Any]] | None = getattr(
-        request.app.state, "viewer_verifications", None
-    )
-    if store is None:
-        store = {}
-        request.app.state.viewer_verifications = store
-    return store
+    return services(request).verifications
 
 
 async def integrity_status(request: Request, unit: RequestUnit) -> dict[str, Any]:
@@ -322,8 +316,7 @@ async def integrity_status(request: Request, unit: RequestUnit) -> dict[str, Any
 
 
 def _catalog(request: Request) -> AuditCatalog:
-    catalog: AuditCatalog = request.app.state.audit.catalog
-    return catalog
+    return services(request).catalog
 
 
 async def _chrome(request: Request, unit: RequestUnit) -> dict[str, Any]:
@@ -553,14 +546,9 @@ def _distinct(values: Iterable[str]) -> list[str]:
 async def verify_integrity(request: Request, unit: Unit) -> Response:
     """Recompute the org's tree now (on demand: it reads every event) and keep the result."""
     ensure_admin(unit)
-    from carelog.audit.integrity.checkpoint import VerifyingKeyring
-    from carelog.audit.integrity.keys import load_signing_keyring
     from carelog.audit.integrity.verify import verify_org
 
-    keyring: VerifyingKeyring | None = getattr(request.app.state, "audit_verifying_keys", None)
-    if keyring is None:
-        keyring = load_signing_keyring(request.app.state.database.settings).verifying_keyring()
-        request.app.state.audit_verifying_keys = keyring
+    keyring = services(request).verifying_keys
     report = await verify_org(unit.session, unit.identity.org_id, keyring)
     problem = report.first_problem
     _verifications(request)[unit.identity.org_id] = {
