@@ -232,6 +232,46 @@ def query(
     )
 
 
+@app.command("http")
+def http(
+    seconds: Annotated[float, typer.Option("--seconds", min=1, help="Load per endpoint.")] = 10,
+    connections: Annotated[int, typer.Option("--connections", min=1, max=256)] = 32,
+    load: Annotated[
+        str, typer.Option("--load", help="auto (wrk when installed), wrk or python.")
+    ] = "auto",
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """The request path vs a minimal FastAPI + one-transaction app, in the same run."""
+    from carelog.bench.http import as_rows, run_http_bench
+
+    report = run_http_bench(
+        seconds=seconds,
+        connections=connections,
+        load=load,
+        database_url=database_url,
+        echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
+    )
+    table = Table(
+        title=f"carelog bench http: {connections} connections, {seconds:.0f} s each, "
+        f"load by {report.generator} (ratios to the mean of the two /tx runs)"
+    )
+    for column in ("endpoint", "req/s", "p50 ms", "p99 ms", "errors", "x /tx", "target"):
+        table.add_column(column, justify="left" if column == "endpoint" else "right")
+    for row in as_rows(report):
+        target = row["target"]
+        verdict = "" if target is None else f"≥ {target:.1f} " + _verdict(row["ratio"] >= target)
+        table.add_row(
+            row["name"],
+            f"{row['rate']:,.0f}",
+            _ms(row["p50"]),
+            _ms(row["p99"]),
+            str(row["errors"]),
+            f"{row['ratio']:.2f}",
+            verdict,
+        )
+    out.print(table)
+
+
 @app.command("verify")
 def verify(
     events: Annotated[
