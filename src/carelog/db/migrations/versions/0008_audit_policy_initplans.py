@@ -1,7 +1,7 @@
 """audit_logs policies evaluated once per statement, not once per partition.
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from carelog.db.migrations.env_support import migration_roles
 from carelog.db.sqlfiles import render_sql
 
 revision: str = "0008"
-down_revision: str | None = "0004"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
