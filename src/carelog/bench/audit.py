@@ -1,29 +1,37 @@
-"""``carelog bench audit``: the group-commit writer against its two yardsticks.
+"""``carelog bench audit``: the group-commit writer against two honest yardsticks.
 
 Three ways to store the same events, on one PostgreSQL, in one run:
 
-(a) the reference's approach: one transaction per event that sets the RLS context and inserts
-    one row as the app role, sequentially (measured on a smaller sample: it is slow);
-(b) one raw ``COPY`` of the rows as the admin: the practical limit of the server;
+(a) the reference's approach, *at the same concurrency*: one transaction per event that sets
+    the RLS context and inserts one row as the app role, from 1, 16 and 256 concurrent
+    producers sharing up to :data:`REFERENCE_MAX_CONNECTIONS` connections (a serial reference
+    against 256 concurrent producers would credit the writer with what mere concurrency buys);
+(b) raw ``COPY`` of the rows as the admin, on as many connections as the writer has lanes
+    (:data:`carelog.audit.writer.LANES`): the practical limit of the server for that many
+    connections;
 (c) carelog: ``log_audit_event`` under 1, 16 and 256 concurrent producers, plus the writer alone
     (``AuditWriter.submit`` of prebuilt events) to separate event building from storage.
 
-Every call of (c) returns only once its event is committed (or fsync'd to the spool; the
-report counts spooled events so a run that fell back to the spool is visible).
+Every run uses the same realistic mix (:mod:`carelog.bench.mix`: changes on writes, varied and
+nested metadata, sensitive fields), so minimising, masking and serialisation are part of what is
+measured. A (c) call returns once its event is committed or fsync'd to the spool; only
+*committed* events count as throughput (the writer's counters, before and after each run), and
+spooled ones are reported beside them. Next to events/s every run reports CPU per event: this
+process's (Python) and the server's (PostgreSQL, :mod:`carelog.bench.cpu`), so a run cannot look
+fast by shifting work onto the other core.
 
 On the embedded server (no ``--database-url``) the run raises ``max_wal_size`` and
 ``checkpoint_timeout`` (:data:`EMBEDDED_SERVER_SETTINGS`) so that no checkpoint starts in the
-middle of a measured run: with the defaults (1 GB, 5 min) the WAL of the ~300k rows written
-before the 256-producer run triggers one, and the checkpoint's writes plus the full-page images
-that follow it slowed whichever run it fell into by a third and put a 50+ ms tail on its
-latencies. This is ordinary server sizing for a write-heavy load, and all runs get the same
-server; durability is untouched (``fsync`` and ``synchronous_commit`` stay on). A server given
-with ``--database-url`` is used as it is configured.
+middle of a measured run (a checkpoint's writes and the full-page images after it slowed
+whichever run it fell into by a third). This is ordinary sizing for a write-heavy server, all
+runs get the same server, and durability is untouched (``fsync`` and ``synchronous_commit`` stay
+on). A server given with ``--database-url`` is used as it is configured.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,30 +44,22 @@ from carelog.audit.api import AuditService, log_audit_event
 from carelog.audit.context import audit_context
 from carelog.audit.events import AuditEvent, build_event
 from carelog.audit.setup import create_audit_service
-from carelog.audit.writer import COLUMNS, to_wire
+from carelog.audit.writer import COLUMNS, LANES, to_wire
 from carelog.bench import BenchDatabase, Member, bench_database, percentile
+from carelog.bench.cpu import CpuUse, ServerCpu, measure_cpu
+from carelog.bench.mix import call_args
 from carelog.platform.audit_catalog import build_catalog
 from carelog.runtime import Runtime
 
 PRODUCER_LEVELS: tuple[int, ...] = (1, 16, 256)
+#: The reference's connections at most (the server's max_connections bounds any real pool).
+REFERENCE_MAX_CONNECTIONS = 64
 #: Server settings applied to the embedded benchmark server only (see the module docstring).
 EMBEDDED_SERVER_SETTINGS: dict[str, str] = {"max_wal_size": "16GB", "checkpoint_timeout": "1h"}
-#: Targets from the issue: writer throughput vs raw COPY and vs the reference; p99 latency.
+#: Targets: writer throughput vs raw COPY and vs the reference at the same concurrency; p99.
 TARGET_COPY_SHARE = 0.50
-TARGET_REFERENCE_FACTOR = 25.0
+TARGET_REFERENCE_FACTOR = 10.0
 TARGET_P99_MS = 25.0
-
-# A realistic mix: reads and writes of several kinds, some about a data subject.
-_MIX: tuple[tuple[str, str], ...] = (
-    ("PROFILE_VIEWED", "profile"),
-    ("APPOINTMENT_VIEWED", "appointment"),
-    ("APPOINTMENT_CREATED", "appointment"),
-    ("EVENT_TYPE_UPDATED", "event_type"),
-    ("COMPLIANCE_REPORT_GENERATED", "compliance"),
-    ("UNAUTHORIZED_ACCESS_ATTEMPT", "security"),
-    ("SCHEDULE_UPDATED", "schedule"),
-    ("PAYMENT_COMPLETED", "payment"),
-)
 
 
 @dataclass
@@ -69,6 +69,9 @@ class Result:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
     note: str = ""
+    producers: int = 0
+    spooled: int = 0
+    cpu: CpuUse | None = None
 
     @property
     def rate(self) -> float:
@@ -77,12 +80,8 @@ class Result:
     def p(self, fraction: float) -> float:
         return percentile(self.latencies_ms, fraction)
 
-
-def _call_args(i: int) -> tuple[str, str, str, dict[str, Any], Any]:
-    action, resource_type = _MIX[i % len(_MIX)]
-    metadata = {"via": "web", "page": i % 10}
-    subject = f"user_patient_{i % 97}" if i % 3 == 0 else None
-    return action, resource_type, f"res-{i}", metadata, subject
+    def cpu_us(self) -> tuple[float, float | None]:
+        return (float("nan"), None) if self.cpu is None else self.cpu.per_event_us(self.events)
 
 
 def prebuilt_events(service: AuditService, members: Sequence[Member], n: int) -> list[AuditEvent]:
@@ -90,7 +89,7 @@ def prebuilt_events(service: AuditService, members: Sequence[Member], n: int) ->
     events: list[AuditEvent] = []
     for i in range(n):
         member = members[i % len(members)]
-        action, resource_type, resource_id, metadata, subject = _call_args(i)
+        action, resource_type, resource_id, changes, metadata, subject = call_args(i)
         with audit_context(
             actor=member.user_id, org_id=member.org_id, ip_address="10.1.2.3", user_agent="bench"
         ) as ctx:
@@ -101,7 +100,7 @@ def prebuilt_events(service: AuditService, members: Sequence[Member], n: int) ->
                 action,
                 resource_type,
                 resource_id,
-                None,
+                changes,
                 metadata,
                 data_subject=subject,
             )
@@ -126,47 +125,101 @@ def tune_embedded_server(bench: BenchDatabase) -> str:
 
 
 # --------------------------------------------------------------------------- (a) the reference
+_NAMES = [name for name, _ in COLUMNS]
 _REFERENCE_INSERT = (
     "INSERT INTO audit_logs ("
-    + ", ".join(name for name, _ in COLUMNS)
+    + ", ".join(_NAMES)
     + ") VALUES ("
     + ", ".join(f"%s::{kind}" for _, kind in COLUMNS)
     + ")"
 )
-
-
 _SET_CONTEXT = "SELECT set_config('app.user_id', %s, true), set_config('app.org_id', %s, true)"
 
 
-def run_reference(bench: BenchDatabase, rows: Sequence[dict[str, Any]]) -> Result:
-    """One transaction per event, context first, as the app role, one after the other."""
-    names = [name for name, _ in COLUMNS]
-    with psycopg.connect(bench.conninfo("app")) as conn:
+async def _reference(conninfo: str, rows: Sequence[dict[str, Any]], producers: int) -> float:
+    connections = min(producers, REFERENCE_MAX_CONNECTIONS)
+    conns = [await psycopg.AsyncConnection.connect(conninfo) for _ in range(connections)]
+    free: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
+    for conn in conns:
+        free.put_nowait(conn)
+    todo = iter(rows)
+
+    async def producer() -> None:
+        for row in todo:  # one shared iterator: every row is inserted exactly once
+            conn = await free.get()
+            try:
+                async with conn.transaction():
+                    await conn.execute(_SET_CONTEXT, (row["workos_user_id"], row["org_id"]))
+                    await conn.execute(_REFERENCE_INSERT, [row[n] for n in _NAMES])
+            finally:
+                free.put_nowait(conn)
+
+    try:
         start = time.perf_counter()
-        for row in rows:
-            with conn.transaction():
-                conn.execute(
-                    _SET_CONTEXT,
-                    (row["workos_user_id"], row["org_id"]),
-                )
-                conn.execute(_REFERENCE_INSERT, [row[n] for n in names])
-        seconds = time.perf_counter() - start
-    return Result("(a) reference: 1 tx/event, app role", len(rows), seconds)
+        await asyncio.gather(*(producer() for _ in range(producers)))
+        return time.perf_counter() - start
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+def run_reference(
+    bench: BenchDatabase, rows: Sequence[dict[str, Any]], producers: int, server: ServerCpu
+) -> Result:
+    """One transaction per event, context first, as the app role, from ``producers`` tasks."""
+    with measure_cpu(server) as cpu:
+        seconds = asyncio.run(_reference(bench.conninfo("app"), rows, producers))
+    connections = min(producers, REFERENCE_MAX_CONNECTIONS)
+    return Result(
+        f"(a) reference: 1 tx/event, {producers} producers",
+        len(rows),
+        seconds,
+        note=f"{connections} connection{'s' if connections > 1 else ''}",
+        producers=producers,
+        cpu=cpu,
+    )
 
 
 # --------------------------------------------------------------------------- (b) raw COPY
-def run_copy(bench: BenchDatabase, rows: Sequence[dict[str, Any]]) -> Result:
-    """All rows in one COPY as the admin (a superuser bypasses RLS: the server's limit)."""
-    names = [name for name, _ in COLUMNS]
-    copy_sql = f"COPY audit_logs ({', '.join(names)}) FROM STDIN"
-    with psycopg.connect(bench.conninfo("admin")) as conn:
-        start = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-            for row in rows:
-                copy.write_row([row[n] for n in names])
-        conn.commit()
-        seconds = time.perf_counter() - start
-    return Result("(b) raw COPY as admin", len(rows), seconds)
+def run_copy(
+    bench: BenchDatabase, rows: Sequence[dict[str, Any]], server: ServerCpu, lanes: int = LANES
+) -> Result:
+    """The rows in ``lanes`` parallel COPYs as the admin (the writer's number of connections;
+    a superuser bypasses RLS: the server's limit)."""
+    copy_sql = f"COPY audit_logs ({', '.join(_NAMES)}) FROM STDIN"
+    shares = [rows[k::lanes] for k in range(lanes)]
+    conns = [psycopg.connect(bench.conninfo("admin")) for _ in range(lanes)]
+    gate = threading.Barrier(lanes + 1)
+    errors: list[BaseException] = []
+
+    def lane(conn: psycopg.Connection[Any], share: Sequence[dict[str, Any]]) -> None:
+        try:
+            gate.wait()
+            with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                for row in share:
+                    copy.write_row([row[n] for n in _NAMES])
+            conn.commit()
+        except BaseException as exc:  # reported below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=lane, args=a) for a in zip(conns, shares, strict=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        with measure_cpu(server) as cpu:
+            gate.wait()
+            start = time.perf_counter()
+            for thread in threads:
+                thread.join()
+            seconds = time.perf_counter() - start
+    finally:
+        for conn in conns:
+            conn.close()
+    if errors:
+        raise errors[0]
+    return Result(
+        f"(b) raw COPY as admin, {lanes} connections", len(rows), seconds, producers=lanes, cpu=cpu
+    )
 
 
 # --------------------------------------------------------------------------- (c) carelog
@@ -202,20 +255,46 @@ async def _timed_producers(
     return time.perf_counter() - start, latencies
 
 
+async def _counted(
+    service: AuditService,
+    server: ServerCpu | None,
+    name: str,
+    producers: int,
+    total: int,
+    call: Callable[[int], Awaitable[None]],
+    members: Sequence[Member],
+) -> Result:
+    """One measured run; only the events the writer *committed* meanwhile count."""
+    stats = service.writer.stats
+    committed, spooled = stats.committed, stats.spooled
+    with measure_cpu(server) as cpu:
+        seconds, latencies = await _timed_producers(producers, total, call, members)
+    latencies.sort()
+    result = Result(name, stats.committed - committed, seconds, latencies, producers=producers)
+    result.spooled = stats.spooled - spooled
+    result.cpu = cpu
+    if result.spooled:
+        result.note = f"{result.spooled:,} spooled (not counted)"
+    return result
+
+
 async def run_log_audit_event(
-    service: AuditService, members: Sequence[Member], producers: int, total: int
+    service: AuditService,
+    members: Sequence[Member],
+    producers: int,
+    total: int,
+    server: ServerCpu | None = None,
 ) -> Result:
     """``log_audit_event`` from ``producers`` tasks, each inside its own audit context."""
 
     async def call(i: int) -> None:
-        action, resource_type, resource_id, metadata, subject = _call_args(i)
+        action, resource_type, resource_id, changes, metadata, subject = call_args(i)
         await log_audit_event(
-            action, resource_type, resource_id, None, metadata, data_subject=subject
+            action, resource_type, resource_id, changes, metadata, data_subject=subject
         )
 
-    seconds, latencies = await _timed_producers(producers, total, call, members)
-    latencies.sort()
-    return Result(f"(c) log_audit_event, {producers} producers", total, seconds, latencies)
+    name = f"(c) log_audit_event, {producers} producers"
+    return await _counted(service, server, name, producers, total, call, members)
 
 
 async def run_writer_only(
@@ -223,6 +302,7 @@ async def run_writer_only(
     events: Sequence[AuditEvent],
     producers: int,
     members: Sequence[Member],
+    server: ServerCpu | None = None,
 ) -> Result:
     """``AuditWriter.submit`` of prebuilt events: storage without event building."""
     writer = service.writer
@@ -230,24 +310,30 @@ async def run_writer_only(
     async def call(i: int) -> None:
         await writer.submit(events[i])
 
-    seconds, latencies = await _timed_producers(producers, len(events), call, members)
-    latencies.sort()
-    return Result(
-        f"(c) writer alone (submit), {producers} producers", len(events), seconds, latencies
-    )
+    name = f"(c) writer alone (submit), {producers} producers"
+    return await _counted(service, server, name, producers, len(events), call, members)
 
 
 # --------------------------------------------------------------------------- the whole run
 @dataclass
 class AuditBenchReport:
-    reference: Result
+    references: list[Result]
     copy: Result
     carelog: list[Result]
     writer_stats: dict[str, Any]
 
+    def reference_for(self, producers: int) -> Result:
+        """The reference run at the same concurrency (the nearest level below otherwise)."""
+        fitting = [r for r in self.references if r.producers <= producers]
+        return max(fitting or self.references, key=lambda r: r.producers)
+
 
 async def _carelog_runs(
-    bench: BenchDatabase, events: int, single_events: int, echo: Callable[[str], None]
+    bench: BenchDatabase,
+    events: int,
+    single_events: int,
+    server: ServerCpu,
+    echo: Callable[[str], None],
 ) -> tuple[list[Result], dict[str, Any]]:
     runtime = Runtime(bench.database.settings, bench.database, spool_dir=bench.workdir / "spool")
     service = runtime.audit
@@ -259,14 +345,16 @@ async def _carelog_runs(
             service, prebuilt_events(service, bench.members, 2000), 64, bench.members
         )
         echo(f"writer alone: {events:,} prebuilt events, 256 producers")
-        results.append(await run_writer_only(service, prebuilt, 256, bench.members))
+        results.append(await run_writer_only(service, prebuilt, 256, bench.members, server))
         del prebuilt
         for producers in PRODUCER_LEVELS:
             n = min(events, single_events) if producers == 1 else events
             echo(f"log_audit_event: {n:,} events, {producers} producers")
-            result = await run_log_audit_event(service, bench.members, producers, n)
+            result = await run_log_audit_event(service, bench.members, producers, n, server)
             if n != events:
-                result.note = f"latency-bound: {n:,}-event sample"
+                result.note = (result.note + "; " if result.note else "") + (
+                    f"latency-bound: {n:,}-event sample"
+                )
             results.append(result)
     return results, service.writer.stats.as_dict()
 
@@ -282,18 +370,21 @@ def run_audit_bench(
     with bench_database(database_url) as bench:
         if database_url is None:
             echo(f"embedded server: {tune_embedded_server(bench)}")
+        server = ServerCpu(bench.conninfo("admin"))
         echo("building rows")
         service = create_audit_service(
             bench.database, build_catalog(), spool_dir=bench.workdir / "spool-rows"
         )
-        ref_rows = [to_wire(e) for e in prebuilt_events(service, bench.members, reference_events)]
-        echo(f"(a) reference: {reference_events:,} events, one transaction each")
-        reference = run_reference(bench, ref_rows)
-        del ref_rows
+        references: list[Result] = []
+        for producers in PRODUCER_LEVELS:
+            n = min(reference_events, single_events) if producers == 1 else reference_events
+            rows = [to_wire(e) for e in prebuilt_events(service, bench.members, n)]
+            echo(f"(a) reference: {n:,} events, one transaction each, {producers} producers")
+            references.append(run_reference(bench, rows, producers, server))
         copy_rows = [to_wire(e) for e in prebuilt_events(service, bench.members, events)]
-        echo(f"(b) raw COPY: {events:,} events")
-        copy = run_copy(bench, copy_rows)
+        echo(f"(b) raw COPY: {events:,} events on {LANES} connections")
+        copy = run_copy(bench, copy_rows, server)
         del copy_rows
         service.writer.spool.close()
-        carelog, stats = asyncio.run(_carelog_runs(bench, events, single_events, echo))
-    return AuditBenchReport(reference, copy, carelog, stats)
+        carelog, stats = asyncio.run(_carelog_runs(bench, events, single_events, server, echo))
+    return AuditBenchReport(references, copy, carelog, stats)

@@ -1,29 +1,46 @@
-"""``carelog bench query``: keyset pages of the audit log on a large tenant.
+"""``carelog bench query``: keyset pages of the audit log on a large tenant, against raw SQL.
 
 Loads ``events`` rows into one organization (and a fifth as many into another, as noise that
 the org condition must skip) with ``INSERT ... SELECT FROM generate_series`` as the admin,
-ANALYZEs, then reads first and next pages through the Python read API
-(``carelog.audit.query.get_audit_logs``) inside ``Scopes.org_scope(owner, org)``, i.e. as the
-app role under row-level security, exactly as the audit viewer will.
+ANALYZEs, then reads pages three ways, interleaved in every iteration so that load on the
+machine shifts them together:
+
+- carelog: ``get_audit_logs`` inside ``Scopes.org_scope(owner, org)`` (as the app role under
+  row-level security, exactly as the API and the viewer do); timed for the statement alone and
+  for the whole unit of work (BEGIN, ``set_config``, the query, row mapping, COMMIT);
+- raw SQL as the app role: *the same compiled statement* on a plain psycopg connection, with
+  the same RLS context set in the same transaction (statement alone, and the whole unit);
+- raw SQL as the superuser (no RLS): the same statement, which bounds what RLS costs.
+
+Pages are read at varied depths and dates: the first page, and pages starting at random
+positions across the span of the rows that the filter matches (date windows move too), so no
+figure comes from one page cached 200 times. Every filter is chosen so that it matches rows at
+any ``--events``; a page that comes back empty is reported as a failure of the benchmark.
+The target is judged on the whole unit of work, not on the statement alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
+from sqlalchemy.dialects import postgresql
 
-from carelog.audit.filters import AuditFilters
-from carelog.audit.query import get_audit_logs
+from carelog.audit.filters import AuditFilters, Cursor
+from carelog.audit.query import get_audit_logs, select_events
 from carelog.bench import BenchDatabase, bench_database, percentile
 from carelog.db.session import Scopes
 
 TARGET_P95_MS = 5.0
+#: An owner's page through the app role (RLS) against the same statement as the superuser.
+TARGET_RLS_FACTOR = 1.3
 ACTORS = 50
 SUBJECTS = 5000
 SPACING_SECONDS = 2  # one event every 2 s: 1,000,000 events span about 23 days
@@ -68,19 +85,36 @@ FROM generate_series(1, %(n)s) AS i
 """.format(actors=ACTORS, n_actions=len(_ACTIONS), subjects=SUBJECTS, spacing=SPACING_SECONDS)
 
 
+_LAST_ID = uuid.UUID(int=(1 << 128) - 1)
+_SET_CONTEXT = "SELECT set_config('app.user_id', %s, true), set_config('app.org_id', %s, true)"
+_DIALECT = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+
+
+@dataclass
+class Timings:
+    """Latencies in ms of one way of reading, per iteration."""
+
+    values: list[float] = field(default_factory=list)
+
+    def p(self, fraction: float) -> float:
+        return percentile(sorted(self.values), fraction)
+
+
 @dataclass
 class QueryResult:
     name: str
     page: str
     rows: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    scope_ms: list[float] = field(default_factory=list)
+    min_rows: int = -1  # the fewest rows any measured page returned
+    carelog: Timings = field(default_factory=Timings)  # get_audit_logs alone
+    carelog_unit: Timings = field(default_factory=Timings)  # org_scope + get_audit_logs
+    raw: Timings = field(default_factory=Timings)  # the compiled statement, app role
+    raw_unit: Timings = field(default_factory=Timings)  # BEGIN + set_config + it + COMMIT
+    superuser: Timings = field(default_factory=Timings)  # the statement, no RLS
 
-    def p(self, fraction: float) -> float:
-        return percentile(sorted(self.latencies_ms), fraction)
-
-    def scope_p(self, fraction: float) -> float:
-        return percentile(sorted(self.scope_ms), fraction)
+    def saw(self, rows: int) -> None:
+        self.rows = max(self.rows, rows)
+        self.min_rows = rows if self.min_rows < 0 else min(self.min_rows, rows)
 
 
 @dataclass
@@ -109,64 +143,127 @@ def load(bench: BenchDatabase, org: uuid.UUID, n: int, newest: datetime, actor: 
         )
 
 
-def filters_to_measure(newest: datetime) -> list[tuple[str, AuditFilters]]:
+def span_of(events: int) -> timedelta:
+    """How far back the loaded events reach (one every ``SPACING_SECONDS``)."""
+    return timedelta(seconds=events * SPACING_SECONDS)
+
+
+def window(newest: datetime, events: int, rng: random.Random) -> tuple[datetime, datetime]:
+    """A date window of 1/23 of the span (a day at 1M events), somewhere inside it."""
+    span = span_of(events)
+    width = span / 23
+    end = newest - (span - width) * rng.random()
+    return end - width, end
+
+
+def filters_to_measure(
+    newest: datetime, events: int, rng: random.Random
+) -> list[tuple[str, Callable[[], AuditFilters]]]:
+    """Each filter matches rows at any size (see ``_LOAD_SQL``: actor ``i % 50``, subject 42
+    is row 42, one action in 20, one window of 1/23 of the span); date windows move."""
+
+    def ranged(**kw: Any) -> Callable[[], AuditFilters]:
+        def make() -> AuditFilters:
+            start, end = window(newest, events, rng)
+            return AuditFilters(start=start, end=end, **kw)
+
+        return make
+
     return [
-        ("no filter", AuditFilters()),
-        ("action", AuditFilters(actions=("MEDICAL_RECORD_VIEWED",))),
-        ("actor", AuditFilters(actor_id="user_bench_0_7")),
-        ("data subject", AuditFilters(data_subject_id="user_patient_42")),
-        (
-            "date range (1 day)",
-            AuditFilters(start=newest - timedelta(days=10), end=newest - timedelta(days=9)),
-        ),
-        (
-            "action + date range",
-            AuditFilters(
-                actions=("PAYMENT_COMPLETED",),
-                start=newest - timedelta(days=10),
-                end=newest - timedelta(days=9),
-            ),
-        ),
+        ("no filter", lambda: AuditFilters()),
+        ("action", lambda: AuditFilters(actions=("MEDICAL_RECORD_VIEWED",))),
+        ("actor", lambda: AuditFilters(actor_id="user_bench_0_7")),
+        ("data subject", lambda: AuditFilters(data_subject_id="user_patient_42")),
+        ("date range (1/23 of span)", ranged()),
+        ("action + date range", ranged(actions=("PAYMENT_COMPLETED",))),
     ]
 
 
-async def measure(bench: BenchDatabase, newest: datetime, iterations: int) -> list[QueryResult]:
+def _compiled(org: uuid.UUID, filters: AuditFilters, cursor: Cursor | None) -> tuple[str, Any]:
+    """The statement ``get_audit_logs`` issues, compiled as SQLAlchemy sends it to psycopg."""
+    stmt = select_events(org, filters, cursor).limit(filters.limit + 1)
+    compiled = stmt.compile(dialect=_DIALECT)
+    return str(compiled), compiled.params
+
+
+def _bounds(conn: psycopg.Connection[Any], org: uuid.UUID, f: AuditFilters) -> tuple[Any, Any]:
+    """Oldest and newest matching row (as the admin): where cursor positions may fall."""
+    sql, params = _compiled(org, f, None)
+    inner = sql.rsplit(" LIMIT ", 1)[0]
+    row = conn.execute(
+        f"SELECT min(created_at), max(created_at) FROM ({inner}) AS m", params
+    ).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+async def _raw(
+    conn: psycopg.AsyncConnection[Any], sql: str, params: Any, context: tuple[str, str] | None
+) -> tuple[float, float, int]:
+    """The statement alone and the whole unit (BEGIN, context, statement, COMMIT), in ms."""
+    clock = time.perf_counter
+    u0 = clock()
+    async with conn.transaction():
+        if context is not None:
+            await conn.execute(_SET_CONTEXT, context)
+        t0 = clock()
+        cur = await conn.execute(sql, params)
+        rows = await cur.fetchall()
+        t1 = clock()
+    u1 = clock()
+    return (t1 - t0) * 1000, (u1 - u0) * 1000, len(rows)
+
+
+async def measure(
+    bench: BenchDatabase, newest: datetime, events: int, iterations: int, seed: int = 15
+) -> list[QueryResult]:
     scopes = Scopes(bench.database)
     owner = bench.members[0]
+    org = owner.org_id
+    context = (owner.user_id, str(org))
+    rng = random.Random(seed)
     results: list[QueryResult] = []
     clock = time.perf_counter
+    app = await psycopg.AsyncConnection.connect(bench.conninfo("app"))
+    admin = await psycopg.AsyncConnection.connect(bench.conninfo("admin"))
     try:
-        for name, filters in filters_to_measure(newest):
-            first = QueryResult(name, "first")
-            following = QueryResult(name, "next")
-            for iteration in range(iterations + 5):  # the first 5 warm up
-                s0 = clock()
-                async with scopes.org_scope(owner.user_id, owner.org_id) as session:
-                    t0 = clock()
-                    page = await get_audit_logs(session, owner.org_id, filters)
-                    t1 = clock()
-                s1 = clock()
-                cursor = page.next_cursor
-                n_next = 0
-                if cursor is not None:
-                    s2 = clock()
-                    async with scopes.org_scope(owner.user_id, owner.org_id) as session:
-                        t2 = clock()
-                        nxt = await get_audit_logs(session, owner.org_id, filters, cursor)
-                        t3 = clock()
-                    s3 = clock()
-                    n_next = len(nxt.items)
-                if iteration < 5:
-                    continue
-                first.rows = len(page.items)
-                first.latencies_ms.append((t1 - t0) * 1000)
-                first.scope_ms.append((s1 - s0) * 1000)
-                if cursor is not None:
-                    following.rows = n_next
-                    following.latencies_ms.append((t3 - t2) * 1000)
-                    following.scope_ms.append((s3 - s2) * 1000)
-            results.extend([first, following])
+        with psycopg.connect(bench.conninfo("admin")) as sync_admin:
+            for name, make in filters_to_measure(newest, events, rng):
+                for page in ("first", "deeper"):
+                    result = QueryResult(name, page)
+                    for iteration in range(iterations + 5):  # the first 5 warm up
+                        filters = make()
+                        position = None
+                        if page == "deeper":
+                            oldest, youngest = _bounds(sync_admin, org, filters)
+                            if oldest is None:
+                                result.saw(0)
+                                continue
+                            at = youngest - (youngest - oldest) * 0.9 * rng.random()
+                            position = Cursor(at + timedelta(microseconds=1), _LAST_ID)
+                        token = None if position is None else position.encode(filters)
+                        s0 = clock()
+                        async with scopes.org_scope(owner.user_id, org) as session:
+                            t0 = clock()
+                            got = await get_audit_logs(session, org, filters, token)
+                            t1 = clock()
+                        s1 = clock()
+                        sql, params = _compiled(org, filters, position)
+                        raw, raw_unit, n_raw = await _raw(app, sql, params, context)
+                        su, _, n_su = await _raw(admin, sql, params, None)
+                        if iteration < 5:
+                            continue
+                        if not n_raw == min(n_su, filters.limit + 1):
+                            raise AssertionError(f"{name}: app role and superuser disagree")
+                        result.saw(len(got.items))
+                        result.carelog.values.append((t1 - t0) * 1000)
+                        result.carelog_unit.values.append((s1 - s0) * 1000)
+                        result.raw.values.append(raw)
+                        result.raw_unit.values.append(raw_unit)
+                        result.superuser.values.append(su)
+                    results.append(result)
     finally:
+        await app.close()
+        await admin.close()
         await bench.database.dispose()
     return results
 
@@ -190,5 +287,5 @@ def run_query_bench(
             conn.execute("ANALYZE audit_logs")
         load_seconds = time.perf_counter() - start
         echo(f"loaded and analysed in {load_seconds:.1f} s; measuring")
-        results = asyncio.run(measure(bench, newest, iterations))
+        results = asyncio.run(measure(bench, newest, events, iterations))
     return QueryBenchReport(events, noise, load_seconds, iterations, results)

@@ -42,7 +42,10 @@ def up(
                 out.print(line, highlight=False, markup=False)
         bind_host = host or settings.host
         bind_port = port or settings.port
-        out.print(f"serving on http://{bind_host}:{bind_port} (health: /health, docs: /docs)")
+        out.print(
+            f"serving on http://{bind_host}:{bind_port} "
+            "(liveness: /health, readiness: /ready, docs: /docs)"
+        )
         uvicorn.run(
             create_app(Runtime(settings, db), sealer=True),
             host=bind_host,

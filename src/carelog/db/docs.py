@@ -47,6 +47,7 @@ _LOOP_POLICY = re.compile(
 )
 _LOOP_FORCE = re.compile(r"ALTER TABLE %I FORCE ROW LEVEL SECURITY")
 _POLICY = re.compile(r"CREATE POLICY (\w+) ON (\w+) (.*?);", re.S)
+_DROP_POLICY = re.compile(r"DROP POLICY (?:IF EXISTS )?(\w+) ON (\w+)\s*;")
 _FORCE = re.compile(r"ALTER TABLE (\w+) FORCE ROW LEVEL SECURITY")
 _HEAD = re.compile(r"FOR (\w+) TO (.*?)(?=\s+USING\b|\s+WITH CHECK\b|$)", re.S)
 
@@ -90,7 +91,12 @@ def _policy(name: str, table: str, body: str, file: str) -> Policy:
 
 def sql_files() -> list[tuple[str, str]]:
     folder = resources.files("carelog.db").joinpath("sql")
-    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
+    # A migration's downgrade file (``*_down.sql``) restores an older state: not what is applied.
+    names = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.name.endswith(".sql") and not p.name.endswith("_down.sql")
+    )
     return [(n, folder.joinpath(n).read_text(encoding="utf-8")) for n in names]
 
 
@@ -113,6 +119,8 @@ def parse_rls(files: list[tuple[str, str]] | None = None) -> tuple[list[Policy],
                     policies.append(_policy(table + policy.group(2), table, policy.group(1), file))
         rest = _DO_BLOCK.sub("", text)
         forced.update(_FORCE.findall(rest))
+        dropped = set(_DROP_POLICY.findall(rest))  # replaced by a later file's definition
+        policies = [p for p in policies if (p.name, p.table) not in dropped]
         for name, table, body in _POLICY.findall(rest):
             policies.append(_policy(name, table, body, file))
     return policies, forced

@@ -48,13 +48,25 @@ def create_app(runtime: Runtime, *, sealer: bool = False) -> FastAPI:
     app.include_router(viewer_router)  # the audit viewer's pages at /audit
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/health", tags=["ops"], summary="Liveness and database reachability")
+    @app.get("/health", tags=["ops"], summary="Liveness: the process serves requests")
     async def health() -> Any:
+        """Liveness only: no I/O, so a load balancer's or orchestrator's frequent probe costs
+        next to nothing and a slow database never gets a healthy process restarted. Whether
+        the database answers is ``/ready``'s question."""
+        writer = runtime.audit.writer.stats
+        return {
+            "status": "ok",
+            "version": __version__,
+            "audit": {"circuit_open": writer.circuit_open, "spooled": writer.spooled},
+        }
+
+    @app.get("/ready", tags=["ops"], summary="Readiness: the runtime role can run a query")
+    async def ready() -> Any:
         """Answers 200 only when the runtime role can run a query (not just when we are up)."""
         try:
             async with runtime.scopes.public_scope() as session:
                 await session.execute(sa.text("select 1"))
-        except Exception as exc:  # health must report, never raise
+        except Exception as exc:  # readiness must report, never raise
             return JSONResponse(
                 status_code=503,
                 content={"status": "unavailable", "database": type(exc).__name__},

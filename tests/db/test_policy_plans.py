@@ -1,0 +1,92 @@
+"""audit_logs policies run once per statement, not once per partition (migration 0008).
+
+audit_logs has a partition per month; a policy's membership look-up used to be planned as a
+one-time filter on every partition scan. Through the app role (RLS applies), the owner's first
+page must show exactly one evaluation of ``app.is_org_admin()`` in its plan, as an InitPlan,
+and PostgreSQL's own call counter must see the membership function run once, while the
+statement still scans many partitions and still refuses a non-admin.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy.dialects import postgresql
+
+from carelog.audit.filters import AuditFilters
+from carelog.audit.query import select_events
+from carelog.db.engine import Database
+from dbtools import TestServer
+from world import World, build_world
+
+
+@pytest.fixture(scope="module")
+def world_db(pg: TestServer, template_db: str) -> Iterator[tuple[Database, World]]:
+    name = pg.create_database(template=template_db)
+    db = pg.database(name)
+    world = build_world(db.sync_engine("admin"))
+    # Count calls of non-inlined SQL functions in this database only (a superuser setting).
+    with psycopg.connect(_conninfo(db, "admin"), autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{name}\" SET track_functions = 'all'")
+    yield db, world
+    db.close()
+    pg.drop_database(name)
+
+
+def _conninfo(db: Database, kind: str) -> str:
+    url = db.url_for(kind)  # type: ignore[arg-type]
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _page_sql(org: uuid.UUID) -> tuple[str, dict[str, object]]:
+    stmt = select_events(org, AuditFilters()).limit(51)
+    compiled = stmt.compile(dialect=postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]
+    return str(compiled), dict(compiled.params)
+
+
+def _as_app(db: Database, user: str, org: uuid.UUID) -> psycopg.Connection[tuple[object, ...]]:
+    conn = psycopg.connect(_conninfo(db, "app"))
+    conn.execute(
+        "SELECT set_config('app.user_id', %s, true), set_config('app.org_id', %s, true)",
+        (user, str(org)),
+    )
+    return conn
+
+
+def test_owner_page_evaluates_the_membership_policy_once(world_db: tuple[Database, World]) -> None:
+    db, world = world_db
+    sql, params = _page_sql(world.a.org_id)
+    with _as_app(db, world.a.owner, world.a.org_id) as conn:
+        plan = "\n".join(
+            row[0] for row in conn.execute(f"EXPLAIN (VERBOSE, COSTS OFF) {sql}", params)
+        )
+        partitions = set(re.findall(r"on public\.(audit_logs_\w+)", plan))
+        assert len(partitions) >= 12, plan  # the monthly partitions are all scanned
+        assert plan.count("current_org_role()") == 1, plan  # once, not once per partition
+        assert re.search(r"InitPlan", plan), plan
+        # and PostgreSQL's own counter agrees: one membership look-up for the whole page
+        rows = conn.execute(sql, params).fetchall()
+        calls = conn.execute(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions "
+            "WHERE schemaname = 'app' AND funcname = 'current_org_role'"
+        ).fetchone()
+        assert calls is not None and calls[0] == 1, calls
+        assert rows  # the world has audit rows for org A
+
+
+def test_hoisted_policies_still_refuse_non_admins_and_other_orgs(
+    world_db: tuple[Database, World],
+) -> None:
+    db, world = world_db
+    sql, params = _page_sql(world.a.org_id)
+    with _as_app(db, world.a.member, world.a.org_id) as conn:  # a plain member: no trail
+        assert conn.execute(sql, params).fetchall() == []
+    with _as_app(db, world.b.owner, world.b.org_id) as conn:  # B's owner asking for A's rows
+        assert conn.execute(sql, params).fetchall() == []
+    with _as_app(db, world.a.owner, world.b.org_id) as conn:  # A's owner with B's context
+        sql_b, params_b = _page_sql(world.b.org_id)
+        assert conn.execute(sql_b, params_b).fetchall() == []
