@@ -74,6 +74,12 @@ class Collector(cst.CSTVisitor):
         if any(is_audit_context(item) for item in original_node.items):
             self._contexts -= 1
 
+    def visit_Import(self, node: cst.Import) -> bool:  # noqa: N802
+        return False  # names in imports are bindings, not uses
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:  # noqa: N802
+        return False
+
     def visit_Name(self, node: cst.Name) -> None:  # noqa: N802
         if node not in self._funcs:
             self.refs.append(node)
