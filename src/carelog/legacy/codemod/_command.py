@@ -33,16 +33,15 @@ from libcst.metadata import (
 )
 
 from carelog.legacy.audit_import.mapping import Vocabulary
-from carelog.legacy.codemod._layout import NewArg, rebuild_args
+from carelog.legacy.codemod._collect import Collector, imported_alias, new_import
+from carelog.legacy.codemod._layout import NewArg, changes_dict, rebuild_args
 from carelog.legacy.codemod._rules import (
-    ASYNC_TAKERS,
     BY_REFERENCE_TAKERS,
     NEW_MODULE,
     OLD_NAME,
     WEBHOOK_ACTOR,
     Mapped,
     default_vocabulary,
-    is_audit_context,
     map_names,
     name_matches,
     quoted,
@@ -53,6 +52,7 @@ from carelog.legacy.codemod._rules import (
 from carelog.legacy.codemod._signature import KEPT, BoundCall, bind, is_none, unsafe_reason
 
 NEW_ASYNC = "log_audit_event"
+FALLBACK_ASYNC = "carelog_log_audit_event"
 NEW_SYNC = "log_audit_event_sync"
 DEFAULT_OLD_MODULES: tuple[str, ...] = (
     "audit",
@@ -82,76 +82,6 @@ class _Plan:
     mapped: Mapped
     quote: str  # quote for added string literals (never the enclosing f-string's)
     by_reference: bool = False
-
-
-class _Collector(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.calls: list[cst.Call] = []
-        self.awaited: set[cst.Call] = set()
-        self.coroutine_wanted: set[cst.Call] = set()  # arguments of create_task/gather...
-        self.quote: dict[cst.Call, str] = {}
-        self.in_context: set[cst.Call] = set()  # inside ``with audit_context(...)``
-        self.refs: list[cst.BaseExpression] = []  # names/attributes not in call position
-        self._funcs: set[cst.BaseExpression] = set()
-        self._fstrings: list[str] = []
-        self._contexts = 0
-
-    def visit_Call(self, node: cst.Call) -> None:  # noqa: N802
-        self.calls.append(node)
-        self._funcs.add(node.func)
-        if self._fstrings:
-            self.quote[node] = "'" if '"' in self._fstrings else '"'
-        if self._contexts:
-            self.in_context.add(node)
-        if taker_name(node) in ASYNC_TAKERS:
-            for arg in node.args:
-                if isinstance(arg.value, cst.Call):
-                    self.coroutine_wanted.add(arg.value)
-
-    def visit_Await(self, node: cst.Await) -> None:  # noqa: N802
-        if isinstance(node.expression, cst.Call):
-            self.awaited.add(node.expression)
-
-    def visit_FormattedString(self, node: cst.FormattedString) -> None:  # noqa: N802
-        self._fstrings.append(node.quote[0])
-
-    def leave_FormattedString(self, original_node: cst.FormattedString) -> None:  # noqa: N802
-        self._fstrings.pop()
-
-    def visit_With(self, node: cst.With) -> None:  # noqa: N802
-        if any(is_audit_context(item) for item in node.items):
-            self._contexts += 1
-
-    def leave_With(self, original_node: cst.With) -> None:  # noqa: N802
-        if any(is_audit_context(item) for item in original_node.items):
-            self._contexts -= 1
-
-    def visit_Name(self, node: cst.Name) -> None:  # noqa: N802
-        if node not in self._funcs:
-            self.refs.append(node)
-
-    def visit_Attribute(self, node: cst.Attribute) -> None:  # noqa: N802
-        if node.attr.value == OLD_NAME and node not in self._funcs:
-            self.refs.append(node)
-
-
-def _imported_alias(assignment: BaseAssignment) -> tuple[str, str] | None:
-    """(module, imported object) for ``from module import object [as name]`` bindings; a
-    relative module keeps its leading dots."""
-    if not isinstance(assignment, ImportAssignment):
-        return None
-    node = assignment.node
-    if not isinstance(node, cst.ImportFrom):
-        return None
-    if isinstance(node.names, cst.ImportStar):
-        return None
-    dots = "." * len(node.relative)
-    module = dots + (get_full_name_for_node(node.module) or "" if node.module else "")
-    for alias in node.names:
-        local = alias.evaluated_alias or alias.evaluated_name
-        if local == assignment.name:
-            return module, alias.evaluated_name
-    return None
 
 
 class AuditApiCodemod(VisitorBasedCodemodCommand):
@@ -186,12 +116,14 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
         self.rewritten = 0
         self._plans: dict[cst.Call, _Plan] = {}
         self._drop_aliases: dict[cst.ImportFrom, set[str]] = {}
+        self._new_imports: list[tuple[str, str | None]] = []
+        self._import_placed = False
 
     # -- analysis -------------------------------------------------------------------
 
     def visit_Module(self, node: cst.Module) -> None:  # noqa: N802
         self.skipped, self.rewritten, self._plans, self._drop_aliases = [], 0, {}, {}
-        collector = _Collector()
+        collector = Collector()
         node.visit(collector)
         self._star = self._star_imports(node)
         self._attempted: set[cst.BaseExpression] = set()  # references handled as add_task
@@ -208,10 +140,16 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
             for plan in plans
         ]
         plans = self._drop_conflicts(plans)
+        imports: set[tuple[str, str | None]] = set()
+        self._import_placed = False
         for plan in plans:
             self._plans[plan.call] = plan
             asname = None if plan.local_name == plan.new_object else plan.local_name
-            AddImportsVisitor.add_needed_import(self.context, NEW_MODULE, plan.new_object, asname)
+            if (plan.new_object, asname) not in imports:  # once per name (ruff F811)
+                imports.add((plan.new_object, asname))
+                AddImportsVisitor.add_needed_import(
+                    self.context, NEW_MODULE, plan.new_object, asname
+                )
             if plan.via_module:
                 RemoveImportsVisitor.remove_unused_import_by_node(self.context, plan.ref)
         consumed = {plan.ref for plan in plans if not plan.via_module}
@@ -221,6 +159,7 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
                 node_ = assignment.node
                 assert isinstance(node_, cst.ImportFrom)
                 self._drop_aliases.setdefault(node_, set()).add(assignment.name)
+        self._new_imports = sorted(imports, key=lambda i: (i[0], i[1] or ""))
         for ref in collector.refs:
             if ref in self._attempted or self._is_old(ref) is False:
                 continue
@@ -282,7 +221,7 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
         target = cst.Call(func=ref, args=call.args[1:])
         return self._checked(call, target, ref, NEW_ASYNC, '"', False, by_reference=True)
 
-    def _plan(self, call: cst.Call, seen: _Collector) -> _Plan | None:
+    def _plan(self, call: cst.Call, seen: Collector) -> _Plan | None:
         verdict = self._is_old(call.func)
         if verdict is False:
             return None
@@ -292,7 +231,10 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
         coroutine = call in seen.awaited or call in seen.coroutine_wanted
         new_object = NEW_ASYNC if coroutine else NEW_SYNC
         quote = seen.quote.get(call, '"')
-        return self._checked(call, call, call.func, new_object, quote, call in seen.in_context)
+        unawaited = not coroutine and call in seen.in_async
+        return self._checked(
+            call, call, call.func, new_object, quote, call in seen.in_context, unawaited=unawaited
+        )
 
     def _checked(
         self,
@@ -304,6 +246,7 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
         in_context: bool,
         *,
         by_reference: bool = False,
+        unawaited: bool = False,
     ) -> _Plan | None:
         bound = bind(target)
         if isinstance(bound, str):
@@ -312,6 +255,15 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
         reason = unsafe_reason(target, bound)
         if reason is not None:
             self._skip(call, reason)
+            return None
+        if unawaited:
+            # Neither awaited nor handed to a task: the sync API raises inside a coroutine,
+            # and the async one would never run. Only the author knows which was meant.
+            self._skip(
+                call,
+                "called without await inside an async def (the old call's coroutine never ran): "
+                "add `await` (or asyncio.create_task) and rerun",
+            )
             return None
         values = {name: target.args[i].value for name, i in bound.index.items()}
         dropped = ("user_id", "ip_address", "user_agent")
@@ -355,7 +307,7 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
         return seen
 
     def _is_old_binding(self, assignment: BaseAssignment) -> bool:
-        alias = _imported_alias(assignment)
+        alias = imported_alias(assignment)
         return alias is not None and alias[1] == OLD_NAME and self._module_is_old(alias[0])
 
     def _drop_conflicts(self, plans: list[_Plan]) -> list[_Plan]:
@@ -365,6 +317,12 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
             keep: list[_Plan] = []
             for plan in plans:
                 reason = self._conflict(plan, consumed)
+                if reason is not None and plan.new_object == NEW_ASYNC:
+                    # the old import must stay for a call left to the author: bind the new
+                    # function under a name of its own instead of giving up on this call
+                    renamed = replace(plan, local_name=FALLBACK_ASYNC)
+                    if self._conflict(renamed, consumed) is None:
+                        plan, reason = renamed, None
                 if reason is None:
                     keep.append(plan)
                 else:
@@ -379,7 +337,7 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
             return None
         name = plan.local_name
         for assignment in [*scope[name], *scope.globals[name]]:
-            if _imported_alias(assignment) == (NEW_MODULE, plan.new_object):
+            if imported_alias(assignment) == (NEW_MODULE, plan.new_object):
                 continue
             if self._is_old_binding(assignment):
                 blocking = sorted(
@@ -417,7 +375,10 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
         new_values = values.get("new_values", cst.Name("None"))
         if not (is_none(old) and is_none(new_values)):
             owners = tuple(sorted(index[n] for n in ("old_values", "new_values") if n in index))
-            new.append(NewArg(_changes(old, new_values, plan.quote), owners))
+            pairs = (("old_values", old), ("new_values", new_values))
+            parts = [(n, v, index.get(n)) for n, v in pairs]
+            changes, absorbed = changes_dict(target, parts, plan.quote)
+            new.append(NewArg(changes, owners, absorbed=absorbed))
         if plan.mapped.outcome is not None:
             new.append(NewArg(quoted(plan.mapped.outcome, plan.quote), (), keyword="outcome"))
         rebuilt = rebuild_args(target, new)
@@ -447,20 +408,11 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
         names = list(updated_node.names)
         kept = [a for a in names if (a.evaluated_alias or a.evaluated_name) not in drop]
         if not kept:
+            if self._new_imports and not self._import_placed:
+                # the new import takes the old one's place (and its blank lines and comments)
+                self._import_placed = True
+                return new_import(self._new_imports)
             return cst.RemoveFromParent()
         if kept[-1] is not names[-1]:
             kept[-1] = kept[-1].with_changes(comma=names[-1].comma)
         return updated_node.with_changes(names=kept)
-
-
-def _changes(old: cst.BaseExpression, new: cst.BaseExpression, quote: str) -> cst.Dict:
-    return cst.Dict(
-        [
-            cst.DictElement(
-                quoted("old_values", quote),
-                old,
-                comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
-            ),
-            cst.DictElement(quoted("new_values", quote), new),
-        ]
-    )

@@ -22,6 +22,7 @@ class NewArg:
     value: cst.BaseExpression
     owners: tuple[int, ...]
     keyword: str | None = None
+    absorbed: frozenset[int] = frozenset()  # owners whose line comments ``value`` now holds
 
 
 @dataclass
@@ -141,7 +142,7 @@ def rebuild_args(call: cst.Call, new: Sequence[NewArg]) -> cst.Call | str:
         for o in item.owners:
             leads[j] += owned[o].own_lines
             line = owned[o].line
-            if line is not None:
+            if line is not None and o not in item.absorbed:
                 lines[j].append(line)
     for d in sorted(dropped):
         info = owned[d]
@@ -208,3 +209,68 @@ def _set_line(slot: _Slot, line: cst.TrailingWhitespace) -> bool:
         return False
     slot.set_main(main.with_changes(first_line=line))
     return True
+
+
+def changes_dict(
+    call: cst.Call, parts: Sequence[tuple[str, cst.BaseExpression, int | None]], quote: str
+) -> tuple[cst.Dict, frozenset[int]]:
+    """``{"old_values": ..., "new_values": ...}`` built from the call's arguments.
+
+    When the merged arguments were on lines of their own and one of them carried an
+    end-of-line comment, the dict is written one entry per line and each entry keeps its
+    argument's comment, so comments stay on their lines (next to the value they describe).
+    Returns the dict and the argument indices it absorbed.
+    """
+    mains = {
+        i: _Slot(call.args[i].whitespace_after_arg, call.args[i].comma).main
+        for _, _, i in parts
+        if i is not None
+    }
+    ordered = [mains[i] for i in sorted(mains)]
+    multiline = (
+        len(ordered) > 1
+        and all(isinstance(ws, cst.ParenthesizedWhitespace) for ws in ordered[:-1])
+        and any(
+            isinstance(ws, cst.ParenthesizedWhitespace) and ws.first_line.comment is not None
+            for ws in ordered
+        )
+    )
+    comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    if not multiline:
+        elements = [
+            cst.DictElement(
+                cst.SimpleString(f"{quote}{key}{quote}"),
+                value,
+                comma=comma if n < len(parts) - 1 else cst.MaybeSentinel.DEFAULT,
+            )
+            for n, (key, value, _) in enumerate(parts)
+        ]
+        return cst.Dict(elements), frozenset()
+    indent = _arg_indent(call)
+    inner = cst.SimpleWhitespace(indent.value + "    ")
+
+    def newline(index: int | None, last: cst.SimpleWhitespace) -> cst.ParenthesizedWhitespace:
+        ws = mains.get(index) if index is not None else None
+        first = ws.first_line if isinstance(ws, cst.ParenthesizedWhitespace) else None
+        return cst.ParenthesizedWhitespace(
+            first_line=first if first is not None else cst.TrailingWhitespace(),
+            indent=True,
+            last_line=last,
+        )
+
+    elements = [
+        cst.DictElement(
+            cst.SimpleString(f"{quote}{key}{quote}"),
+            value,
+            comma=cst.Comma(
+                whitespace_after=newline(index, inner if n < len(parts) - 1 else indent)
+            ),
+        )
+        for n, (key, value, index) in enumerate(parts)
+    ]
+    opening = cst.LeftCurlyBrace(
+        whitespace_after=cst.ParenthesizedWhitespace(
+            first_line=cst.TrailingWhitespace(), indent=True, last_line=inner
+        )
+    )
+    return cst.Dict(elements, lbrace=opening), frozenset(mains)

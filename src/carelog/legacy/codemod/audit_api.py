@@ -92,7 +92,7 @@ def _transform(
         vocabulary=vocabulary,
         package=package,
     )
-    new_module = command.transform_module(module)
+    new_module = _keep_docstring_gap(module, command.transform_module(module))
     reports = tuple(f"{path}:{s.line}: {s.reason}" for s in command.skipped)
     if command.rewritten:
         problem = _unparsable_on_target(new_module.code)
@@ -101,6 +101,27 @@ def _transform(
             report = f"{path}:{line}: the rewrite would not parse on Python 3.11 ({why})"
             return module, 0, (*reports, f"{report}; file left unchanged")
     return new_module, command.rewritten, reports
+
+
+def _keep_docstring_gap(old: cst.Module, new: cst.Module) -> cst.Module:
+    """Keep the blank line between the docstring and the imports when the first import was
+    removed (its leading blank line went with it)."""
+    if len(old.body) < 2 or len(new.body) < 2 or not _is_docstring(new.body[0]):
+        return new
+    first = new.body[1]
+    if first is old.body[1] or first.leading_lines or not old.body[1].leading_lines:
+        return new
+    fixed = first.with_changes(leading_lines=old.body[1].leading_lines)
+    return new.with_changes(body=[new.body[0], fixed, *new.body[2:]])
+
+
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Expr)
+        and isinstance(stmt.body[0].value, cst.SimpleString | cst.ConcatenatedString)
+    )
 
 
 def _unparsable_on_target(code: str) -> tuple[int, str] | None:
