@@ -28,6 +28,13 @@ _INTERNAL = frozenset({"txid"})
 _READ = tuple(c for c in _TABLE.columns if c.name not in _INTERNAL)
 #: Every event column, in table order, under its column name ("metadata", not "metadata_").
 COLUMNS: tuple[str, ...] = tuple(str(c.name) for c in _READ)  # plain str for orjson
+#: What a read selects: the columns, with ``ip_address`` as PostgreSQL's own text of the inet
+#: (``abbrev`` is the inet output function's text). The driver would parse every address into
+#: an ``ipaddress`` object that ``AuditRecord`` turns straight back into that same string: in a
+#: profile of the owner's audit page that round trip was a tenth of the request's CPU.
+_SELECTED = tuple(
+    sa.func.abbrev(c).label("ip_address") if c.name == "ip_address" else c for c in _READ
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +140,7 @@ def select_events(
     where = conditions(org_id, filters)
     if cursor is not None:
         where.append(after(cursor))
-    return sa.select(*_READ).where(*where).order_by(*NEWEST_FIRST)
+    return sa.select(*_SELECTED).where(*where).order_by(*NEWEST_FIRST)
 
 
 async def get_audit_logs(

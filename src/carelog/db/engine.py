@@ -106,8 +106,12 @@ class Database:
 
     def async_engine(self, kind: RuntimeKind = "app") -> AsyncEngine:
         if kind not in self._async_engines:
+            # No pre-ping: it was one more round trip ahead of every unit of work. A connection
+            # that died meanwhile fails its statement instead (the unit rolls back, fail
+            # closed) and SQLAlchemy then invalidates the whole pool, so after a database
+            # restart only the requests already holding a dead connection see an error.
             self._async_engines[kind] = create_async_engine(
-                self.url_for(kind), pool_pre_ping=True, pool_size=10, max_overflow=10
+                self.url_for(kind), pool_pre_ping=False, pool_size=10, max_overflow=10
             )
         return self._async_engines[kind]
 

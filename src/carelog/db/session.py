@@ -27,6 +27,16 @@ _ambient: ContextVar[AsyncSession | None] = ContextVar("carelog_unit_of_work", d
 _SET_CONTEXT = sa.text(
     "select set_config('app.user_id', :user_id, true), set_config('app.org_id', :org_id, true)"
 )
+# The same context and the caller's membership in one statement (migration 0008).
+_ENTER_ORG = sa.text("select role, status from app.enter_org(:user_id, :org_id)")
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The caller's row in ``user_org_memberships`` for the unit's organization, if any."""
+
+    role: str
+    status: str
 
 
 def parse_org_id(org_id: uuid.UUID | str) -> uuid.UUID:
@@ -68,6 +78,22 @@ class Scopes:
         """A person acting inside one organization (RLS: active membership required)."""
         async with self._unit(self._app, _check_user_id(user_id), str(parse_org_id(org_id))) as s:
             yield s
+
+    @asynccontextmanager
+    async def member_scope(
+        self, user_id: str, org_id: uuid.UUID | str
+    ) -> AsyncIterator[tuple[AsyncSession, Membership | None]]:
+        """:meth:`org_scope` that also returns the caller's membership, read by the same first
+        statement that sets the context (one round trip, not two): the request path's unit."""
+        user, org = _check_user_id(user_id), str(parse_org_id(org_id))
+        async with self._app() as session, session.begin():
+            row = (await session.execute(_ENTER_ORG, {"user_id": user, "org_id": org})).first()
+            membership = None if row is None else Membership(row.role, row.status)
+            token = _ambient.set(session)
+            try:
+                yield session, membership
+            finally:
+                _ambient.reset(token)
 
     @asynccontextmanager
     async def system_scope(

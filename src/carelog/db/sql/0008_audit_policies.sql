@@ -21,3 +21,22 @@ CREATE POLICY audit_logs_system_insert ON audit_logs FOR INSERT TO {{system}}
     WITH CHECK (org_id = (SELECT app.current_org_id())
                 AND workos_user_id = (SELECT app.current_user_id())
                 AND actor_type = 'system' AND workos_user_id LIKE 'system:%');
+
+-- ---------------------------------------------------------------- entering an organization
+-- The request's first statement: set the transaction's context and read the caller's
+-- membership in one round trip (it was two: set_config, then a SELECT). SECURITY INVOKER, so
+-- the membership is read under user_org_memberships' own policy with the context just set;
+-- both settings stay transaction-local (set_config(..., true)), exactly as before.
+CREATE FUNCTION app.enter_org(p_user_id text, p_org_id text)
+RETURNS TABLE (role text, status text)
+LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('app.user_id', p_user_id, true);
+    PERFORM pg_catalog.set_config('app.org_id', p_org_id, true);
+    RETURN QUERY SELECT m.role, m.status FROM public.user_org_memberships m
+                 WHERE m.workos_user_id = app.current_user_id()
+                   AND m.org_id = app.current_org_id();
+END $$;
+REVOKE ALL ON FUNCTION app.enter_org(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.enter_org(text, text) TO {{app}};

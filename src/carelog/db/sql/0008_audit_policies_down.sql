@@ -1,4 +1,5 @@
 -- Downgrade of 0008_audit_policies.sql: the policies exactly as 0001_rls.sql created them.
+DROP FUNCTION app.enter_org(text, text);
 DROP POLICY audit_logs_app_select ON audit_logs;
 DROP POLICY audit_logs_app_insert ON audit_logs;
 DROP POLICY audit_logs_system_select ON audit_logs;

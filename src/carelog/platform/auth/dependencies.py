@@ -148,18 +148,13 @@ async def _resolve_org(scopes: Scopes, claims: TokenClaims) -> uuid.UUID:
 async def request_unit(
     request: Request, claims: Annotated[TokenClaims, Depends(verified_claims)]
 ) -> AsyncIterator[RequestUnit]:
-    """Open the request's org-scoped unit, check the membership in it, bind the audit actor."""
+    """Open the request's org-scoped unit, check the membership in it, bind the audit actor.
+
+    The context and the membership come from one statement (``Scopes.member_scope``): one
+    round trip to PostgreSQL before the endpoint's own work, not two."""
     scopes = services(request).scopes
     org_id = await _resolve_org(scopes, claims)
-    async with scopes.org_scope(claims.user_id, org_id) as session:
-        membership = (
-            await session.execute(
-                sa.select(UserOrgMembership.role, UserOrgMembership.status).where(
-                    UserOrgMembership.workos_user_id == claims.user_id,
-                    UserOrgMembership.org_id == org_id,
-                )
-            )
-        ).one_or_none()
+    async with scopes.member_scope(claims.user_id, org_id) as (session, membership):
         if membership is None:
             raise _forbidden("you are not a member of this organization")
         if membership.status != "active":

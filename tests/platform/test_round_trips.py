@@ -1,0 +1,68 @@
+"""The request path's statements, counted on the app role's real connection.
+
+The context and the caller's membership are one statement (``app.enter_org``), the first of
+the unit; nothing else on the request path reads ``user_org_memberships``; a checkout from the
+pool does not cost a ping round trip. Suspended members are still refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from api_harness import Api, running_api
+
+from carelog.db.engine import Database
+
+
+@pytest.fixture
+async def api(fresh_db: Database, tmp_path: Path) -> AsyncIterator[Api]:
+    async with running_api(fresh_db, tmp_path) as env:
+        yield env
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+    engine = db.async_engine("app").sync_engine
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_context_and_membership_are_one_statement(api: Api) -> None:
+    a = api.world.a
+    url = f"/api/appointments/{a.ids['meeting']}/records"
+    headers = api.auth(a.expert, a.org_id)
+    created = await api.client.post(url, json={"content": "note"}, headers=headers)
+    assert created.status_code == 201, created.text
+    with statements(api.db) as seen:
+        r = await api.client.get(url, headers=headers)
+    assert r.status_code == 200, r.text
+    assert seen and "app.enter_org" in seen[0], seen
+    assert not any("set_config" in s for s in seen), seen  # no separate context statement
+    assert sum("user_org_memberships" in s for s in seen) == 0, seen
+
+
+async def test_a_suspended_member_is_still_refused(api: Api) -> None:
+    a = api.world.a
+    api.execute(
+        "update user_org_memberships set status = 'suspended' "
+        "where workos_user_id = :u and org_id = :o",
+        u=a.expert,
+        o=a.org_id,
+    )
+    r = await api.client.get(
+        f"/api/appointments/{a.ids['meeting']}/records", headers=api.auth(a.expert, a.org_id)
+    )
+    assert r.status_code == 403 and "suspended" in r.text, r.text
