@@ -296,7 +296,7 @@ def _tenant(conn: sa.Connection, t: Tenant, category_id: object) -> None:
             "subject_id": t.patient,
             "key_id": f"dk_{k}",
             "kek_id": "world",
-            "wrapped_key": "AAAA",
+            "destroyed_at": now,
         },
     )
     _insert(

@@ -279,7 +279,7 @@ async def book_free(scopes: Scopes, data: BookingIn) -> MeetingOut:
                     meeting,
                     subject,
                     "public_booking",
-                    {},
+                    _guest(data.guest_email, data.guest_name, data.guest_notes),
                 )
                 return meeting
     except IntegrityError as exc:
@@ -363,7 +363,7 @@ async def create_paid(session: AsyncSession, org_id: uuid.UUID, booking: PaidBoo
         meeting,
         subject,
         "checkout",
-        {},
+        _guest(booking.guest_email, booking.guest_name, booking.guest_notes),
         stripe_session_id=booking.session_id,
     )
     return meeting
