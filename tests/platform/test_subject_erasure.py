@@ -4,6 +4,7 @@ legal holds win, and a crash part-way leaves nothing half-done."""
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from carelog.audit.integrity.sealer import Sealer
 from carelog.audit.integrity.verify import consistency_for, proof_for_event, verify_org
 from carelog.audit.sealing import open_event_values
 from carelog.db.engine import Database
+from carelog.platform.auth.tokens import SESSION_COOKIE
 from carelog.platform.subjects import erasure
 from carelog.platform.subjects.identity import subject_directory
 
@@ -159,6 +161,23 @@ async def test_erasure_keeps_every_proof_and_no_personal_value_survives_in_a_dum
         "select guest_email, guest_name, guest_notes from meetings where id = :i", i=meeting
     )
     assert m == {"guest_email": "erased@invalid", "guest_name": "[erased]", "guest_notes": None}
+
+    # Exports and the viewer show "erased" for the values, and still the same leaf.
+    export = await api.client.get(
+        "/api/audit/export",
+        params={"format": "jsonl", "data_subject_id": subject},
+        headers=owner(api),
+    )
+    assert export.status_code == 200, export.text
+    exported = [json.loads(line) for line in export.text.splitlines()]
+    [booked] = [e for e in exported if e["action"] == "APPOINTMENT_CREATED"]
+    assert booked["new_values"]["guest_email"] == "[erased]"
+    assert "sealed:" not in export.text
+    api.client.cookies.set(SESSION_COOKIE, api.token(api.world.a.owner, org, role="owner"))
+    page = await api.client.get(f"/audit/events/{created['id']}")
+    api.client.cookies.clear()
+    assert page.status_code == 200 and 'class="badge erased"' in page.text
+    assert "sealed:" not in page.text
 
     # Erasing again is idempotent: the completed request comes back, nothing new happens.
     again = await api.client.post(

@@ -144,3 +144,35 @@ def open_event_values(
         except ValueError:
             return "[erased]"
     return value
+
+
+ERASED_DISPLAY = "[erased]"
+
+
+def present(value: Any, erased: bool) -> Any:
+    """A stored value as exports and the viewer show it: sealed values of an erased subject
+    (and values stored as already erased) become ``"[erased]"``; the rest stays as stored."""
+    if isinstance(value, dict):
+        return {k: present(v, erased) for k, v in value.items()}
+    if isinstance(value, list):
+        return [present(v, erased) for v in value]
+    if value == ERASED_VALUE or (erased and is_sealed(value)):
+        return ERASED_DISPLAY
+    return value
+
+
+async def erased_subjects(session: Any, org_id: uuid.UUID, subject_ids: Any) -> set[str]:
+    """Which of these subjects are erased (``data_subjects.erased_at``, readable by admins)."""
+    import sqlalchemy as sa
+
+    wanted = sorted({s for s in subject_ids if s})
+    if not wanted:
+        return set()
+    rows = await session.execute(
+        sa.text(
+            "select subject_id from data_subjects where org_id = :o and erased_at is not null"
+            " and subject_id = any(:s)"
+        ),
+        {"o": org_id, "s": wanted},
+    )
+    return {str(r) for r in rows.scalars()}
