@@ -64,7 +64,7 @@ CORE_ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("SUBJECT_DISCLOSURE_RECORDED", "compliance", "write"),
     ActionSpec("SUBJECT_ACCOUNTING_GENERATED", "compliance", "read"),
-    ActionSpec("SUBJECT_DATA_EXPORTED", "compliance", "read", phi=True),
+    ActionSpec("SUBJECT_DATA_EXPORTED", "compliance", "read", phi=True, fail_closed=True),
 )
 CORE_RESOURCE_TYPES: tuple[str, ...] = ("audit_log", "data_subject")
 

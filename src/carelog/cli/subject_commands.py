@@ -9,12 +9,15 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
 import typer
 from rich.console import Console
 
+from carelog.audit import audit_context, log_audit_event
 from carelog.audit.api import AuditService, configure_audit
 from carelog.audit.integrity.keys import load_signing_keyring
 from carelog.audit.setup import create_audit_service
@@ -22,7 +25,15 @@ from carelog.cli.context import open_database
 from carelog.db.engine import Database
 from carelog.db.session import Scopes, parse_org_id
 from carelog.platform.audit_catalog import build_catalog
+from carelog.platform.records.crypto import RecordKeyring
 from carelog.platform.subjects import erasure
+from carelog.platform.subjects.accounting import (
+    ACCOUNTING_ACTOR,
+    Accounting,
+    build_accounting,
+    record_disclosure,
+)
+from carelog.platform.subjects.export import export_subject
 from carelog.platform.subjects.identity import (
     SubjectDirectory,
     configure_subjects,
@@ -33,6 +44,7 @@ app = typer.Typer(help="Data subjects: erasure, accounting of disclosures, expor
 out = Console()
 T = TypeVar("T")
 OrgOption = Annotated[str, typer.Option("--org", help="Organization id.")]
+CLI_ACTOR = "system:cli-subject"
 
 
 @app.callback()
@@ -146,3 +158,102 @@ def _orgs_with_keys(db: Database) -> list[uuid.UUID]:
     with db.sync_engine("admin").connect() as conn:
         rows = conn.execute(sa.text("select distinct org_id from audit_subject_keys"))
         return [uuid.UUID(str(r)) for r in rows.scalars()]
+
+
+SubjectOption = Annotated[str, typer.Option("--subject", help="The data subject id.")]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+]
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}", highlight=False)
+
+
+@app.command()
+def accounting(
+    org: OrgOption,
+    subject: SubjectOption,
+    fmt: Annotated[str, typer.Option("--format", help="json or html (printable).")] = "json",
+    output: OutputOption = None,
+) -> None:
+    """The accounting of disclosures and access history (six years), as JSON or HTML."""
+    if fmt not in ("json", "html"):
+        raise typer.BadParameter("use json or html", param_hint="--format")
+    org_id = parse_org_id(org)
+
+    async def work(db: Database) -> Accounting:
+        async with running(db) as (scopes, _directory, service):
+            with audit_context(actor=CLI_ACTOR, org_id=org_id):
+                async with scopes.system_scope(ACCOUNTING_ACTOR, org_id) as session:
+                    result = await build_accounting(session, service.catalog, org_id, subject)
+                await log_audit_event(
+                    "SUBJECT_ACCOUNTING_GENERATED",
+                    "data_subject",
+                    subject,
+                    None,
+                    {"entries": len(result.access), "via": "cli", "format": fmt},
+                    data_subject=subject,
+                )
+            return result
+
+    result = run(work)
+    if fmt == "html":
+        from carelog.web.viewer.accounting import accounting_html
+
+        _emit(accounting_html(result), output)
+    else:
+        _emit(json.dumps(result.to_json(), indent=2), output)
+
+
+@app.command("export")
+def export_command(org: OrgOption, subject: SubjectOption, output: OutputOption = None) -> None:
+    """Everything held about the subject as one JSON bundle (GDPR Art. 15/20); audited."""
+    org_id = parse_org_id(org)
+
+    async def work(db: Database) -> dict[str, Any]:
+        keyring = RecordKeyring.from_settings(db.settings)
+        async with running(db) as (scopes, _directory, service):
+            with audit_context(actor=CLI_ACTOR, org_id=org_id):
+                return await export_subject(
+                    scopes, service, keyring, org_id, subject, f"cli:{getpass.getuser()}"
+                )
+
+    _emit(json.dumps(run(work), indent=2), output)
+
+
+@app.command()
+def disclose(
+    org: OrgOption,
+    subject: SubjectOption,
+    recipient: Annotated[str, typer.Option("--recipient", help="Who received the data.")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Why it was disclosed.")],
+    description: Annotated[str, typer.Option("--description", help="What was disclosed.")],
+    when: Annotated[
+        datetime | None, typer.Option("--at", help="When (default: now).", formats=["%Y-%m-%d"])
+    ] = None,
+) -> None:
+    """Record a disclosure outside the platform in the append-only register."""
+    org_id = parse_org_id(org)
+    at = when.replace(tzinfo=UTC) if when else datetime.now(UTC)
+
+    async def work(db: Database) -> uuid.UUID:
+        async with running(db) as (scopes, _directory, _service):
+            with audit_context(actor=CLI_ACTOR, org_id=org_id):
+                async with scopes.system_scope(CLI_ACTOR, org_id) as session:
+                    return await record_disclosure(
+                        session,
+                        org_id,
+                        subject,
+                        f"cli:{getpass.getuser()}",
+                        recipient=recipient,
+                        purpose=purpose,
+                        description=description,
+                        disclosed_at=at,
+                    )
+
+    out.print(f"disclosure {run(work)} recorded", highlight=False)

@@ -3,15 +3,25 @@ and the disclosures register."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from carelog.audit import log_audit_event
 from carelog.audit.integrity.keys import load_signing_keyring
-from carelog.platform.auth.dependencies import AdminUnit
+from carelog.platform.auth.dependencies import AdminUnit, RequestUnit
 from carelog.platform.http import AUTHENTICATED, PlainText, PlatformRoute, described
+from carelog.platform.records.endpoints import Keyring
 from carelog.platform.subjects import erasure
+from carelog.platform.subjects.accounting import (
+    ACCOUNTING_ACTOR,
+    Accounting,
+    build_accounting,
+    record_disclosure,
+)
+from carelog.platform.subjects.export import export_subject
 from carelog.platform.subjects.identity import subject_directory
 
 router = APIRouter(prefix="/api/subjects", tags=["subjects"], route_class=PlatformRoute)
@@ -67,4 +77,87 @@ async def erase(
         status=done.status,
         certificate=outcome.get("certificate"),
         signature=outcome.get("signature"),
+    )
+
+
+# --------------------------------------------------------------------------- accounting
+
+
+@router.get(
+    "/{subject_id}/accounting",
+    responses=ERRORS,
+    summary="Accounting of disclosures and access history (HIPAA §164.528, GDPR Art. 15)",
+)
+async def accounting(subject_id: SubjectId, unit: AdminUnit, request: Request) -> dict[str, Any]:
+    """Six years of accesses and disclosures, with who (name and role), what, purpose and
+    outcome. The printable document is the viewer page /audit/subjects/{id}/accounting."""
+    return (await generate_accounting(request, unit, subject_id, via="api")).to_json()
+
+
+async def generate_accounting(
+    request: Request, unit: RequestUnit, subject_id: str, *, via: str
+) -> Accounting:
+    """Shared by the API and the viewer page: build, then record that it was generated."""
+    org = unit.identity.org_id
+    async with unit.scopes.system_scope(ACCOUNTING_ACTOR, org) as session:
+        result = await build_accounting(session, request.app.state.audit.catalog, org, subject_id)
+    await log_audit_event(
+        "SUBJECT_ACCOUNTING_GENERATED",
+        "data_subject",
+        subject_id,
+        None,
+        {"entries": len(result.access), "disclosures": len(result.disclosures), "via": via},
+        data_subject=subject_id,
+    )
+    return result
+
+
+class DisclosureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipient: PlainText = Field(min_length=1, max_length=500)
+    purpose: PlainText = Field(min_length=1, max_length=500)
+    description: PlainText = Field(min_length=1, max_length=2000)
+    disclosed_at: AwareDatetime
+
+
+class DisclosureOut(BaseModel):
+    disclosure_id: uuid.UUID
+
+
+@router.post(
+    "/{subject_id}/disclosures",
+    status_code=201,
+    responses=ERRORS,
+    summary="Record a disclosure outside the platform (append-only register)",
+)
+async def disclose(subject_id: SubjectId, body: DisclosureIn, unit: AdminUnit) -> DisclosureOut:
+    disclosure_id = await record_disclosure(
+        unit.session,
+        unit.identity.org_id,
+        subject_id,
+        unit.identity.user_id,
+        recipient=body.recipient,
+        purpose=body.purpose,
+        description=body.description,
+        disclosed_at=body.disclosed_at,
+    )
+    return DisclosureOut(disclosure_id=disclosure_id)
+
+
+@router.get(
+    "/{subject_id}/export",
+    responses={**ERRORS, **described(503, "The export could not be recorded; nothing given.")},
+    summary="Everything held about the subject, one bundle (GDPR Art. 15/20); audited",
+)
+async def export(
+    subject_id: SubjectId, unit: AdminUnit, request: Request, keyring: Keyring
+) -> dict[str, Any]:
+    return await export_subject(
+        unit.scopes,
+        request.app.state.audit,
+        keyring,
+        unit.identity.org_id,
+        subject_id,
+        unit.identity.user_id,
     )
