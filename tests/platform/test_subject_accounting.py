@@ -65,7 +65,7 @@ async def test_accounting_names_who_what_why_and_outcome(api: Api) -> None:
     assert api.audit("action = 'SUBJECT_DISCLOSURE_RECORDED' and data_subject_id = :s", s=subject)
 
     # The printable document in the viewer.
-    from carelog.platform.auth.tokens import SESSION_COOKIE
+    from carelog.platform.auth.cookies import SESSION_COOKIE
 
     api.client.cookies.set(SESSION_COOKIE, api.token(a.owner, a.org_id, role="owner"))
     page = await api.client.get(f"/audit/subjects/{subject}/accounting")

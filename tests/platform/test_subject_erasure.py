@@ -23,7 +23,7 @@ from carelog.audit.integrity.sealer import Sealer
 from carelog.audit.integrity.verify import consistency_for, proof_for_event, verify_org
 from carelog.audit.sealing import open_event_values
 from carelog.db.engine import Database
-from carelog.platform.auth.tokens import SESSION_COOKIE
+from carelog.platform.auth.cookies import SESSION_COOKIE
 from carelog.platform.subjects import erasure
 from carelog.platform.subjects.identity import subject_directory
 
