@@ -12,7 +12,7 @@ from api_harness import Api, running_api
 from test_meetings_api import book, monday
 from workos_standin import API_KEY, workos_standin
 
-from carelog.core.settings import WorkOSApi
+from carelog.core.settings import WorkOSSettings
 from carelog.db.engine import Database
 from carelog.platform.subjects.identity import (
     SubjectDirectory,
@@ -102,7 +102,7 @@ async def test_anonymous_guest_record_accesses_are_in_their_access_report(
 async def test_workos_mode_makes_each_guest_a_workos_user(api: Api, free_event: uuid.UUID) -> None:
     with workos_standin() as workos:
         previous = api.app.state.subject_directory
-        guests = WorkOSGuestUsers(WorkOSApi(api_key=API_KEY, base_url=workos.url))
+        guests = WorkOSGuestUsers(WorkOSSettings(api_key=API_KEY, api_base=workos.url))
         configure_subjects(SubjectDirectory(previous.token_key, guests))
         try:
             first = await book_guest(api, free_event, monday(10))

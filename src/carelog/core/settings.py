@@ -75,6 +75,8 @@ class WorkOSSettings:
     audience: tuple[str, ...] = ()
     jwks_timeout: float = 3.0
     cookie_password: str | None = field(default=None, repr=False)
+    #: Management API key: in workos mode, each booking's guest becomes a WorkOS user.
+    api_key: str | None = field(default=None, repr=False)
 
 
 def _csv(text: str | None) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.core.ids import uuid7
-from carelog.core.settings import Settings, WorkOSApi, workos_api
+from carelog.core.settings import Settings, WorkOSSettings
 
 SUBJECT_PREFIX = "subj_"
 
@@ -42,11 +42,15 @@ class GuestUsers(Protocol):
 class WorkOSGuestUsers:
     """Guest users in WorkOS through the official SDK: the existing user, or a new one."""
 
-    def __init__(self, api: WorkOSApi) -> None:
+    def __init__(self, workos: WorkOSSettings) -> None:
         from workos import AsyncWorkOSClient
 
         self._client = AsyncWorkOSClient(
-            api_key=api.api_key, base_url=api.base_url, max_retries=1, request_timeout=10
+            api_key=workos.api_key,
+            client_id=workos.client_id,
+            base_url=workos.api_base,
+            max_retries=1,
+            request_timeout=10,
         )
 
     async def user_for(self, email: str, name: str) -> str:
@@ -146,6 +150,7 @@ def create_subject_directory(settings: Settings) -> SubjectDirectory:
 
     mask_key = load_secret(settings, "CARELOG_AUDIT_MASK_KEY", "audit-mask-key")
     token_key = hmac.new(mask_key, b"carelog.subject-email-index", hashlib.sha256).digest()
-    api = workos_api()
-    guests = WorkOSGuestUsers(api) if auth_mode(settings) == "workos" and api.api_key else None
+    workos = settings.workos
+    workos_mode = auth_mode(settings) == "workos" and workos.api_key is not None
+    guests = WorkOSGuestUsers(workos) if workos_mode else None
     return SubjectDirectory(token_key, guests)
