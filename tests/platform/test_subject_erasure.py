@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from test_meetings_api import book, monday
 
 from carelog.audit.integrity.canonical import canonical_bytes
-from carelog.audit.integrity.keys import load_signing_keyring
 from carelog.audit.integrity.sealer import Sealer
 from carelog.audit.integrity.verify import consistency_for, proof_for_event, verify_org
 from carelog.audit.sealing import open_event_values
@@ -81,13 +80,13 @@ def without_world_seals(api: Api) -> None:
 
 
 async def seal(api: Api) -> None:
-    await Sealer(api.app.state.scopes, load_signing_keyring(api.db.settings)).seal_once()
+    await Sealer(api.runtime.scopes, api.runtime.signing_keyring).seal_once()
 
 
 async def integrity(api: Api, event_id: uuid.UUID) -> dict[str, Any]:
     org = api.world.a.org_id
-    keyring = load_signing_keyring(api.db.settings)
-    async with api.app.state.scopes.system_scope("system:test-verify", org) as session:
+    keyring = api.runtime.signing_keyring
+    async with api.runtime.scopes.system_scope("system:test-verify", org) as session:
         report = await verify_org(session, org, keyring.verifying_keyring())
         proof = await proof_for_event(session, org, event_id, keyring.public_keys())
     return {"ok": report.ok, "problems": report.problems, "proof": proof}
@@ -128,7 +127,7 @@ async def test_erasure_keeps_every_proof_and_no_personal_value_survives_in_a_dum
     assert cert["erased_from"]["meetings"] == 1
     assert cert["retained"]["clinical_records_kept"] == 1 and cert["retained"]["destroy_after"]
     assert cert["requested_by"] == api.world.a.owner
-    public = load_signing_keyring(api.db.settings).public_keys()[sig["key_id"]]
+    public = api.runtime.signing_keyring.public_keys()[sig["key_id"]]
     Ed25519PublicKey.from_public_bytes(base64.b64decode(public)).verify(
         base64.b64decode(sig["signature"]), canonical_bytes(cert, 1)
     )
@@ -144,7 +143,7 @@ async def test_erasure_keeps_every_proof_and_no_personal_value_survives_in_a_dum
     old_size = before["proof"]["tree_size"]
     new_size = after["proof"]["tree_size"]
     assert new_size > old_size
-    async with api.app.state.scopes.system_scope("system:test-verify", org) as session:
+    async with api.runtime.scopes.system_scope("system:test-verify", org) as session:
         consistency = await consistency_for(session, org, old_size, new_size)
     assert consistency["consistency_proof"]
 
@@ -152,7 +151,7 @@ async def test_erasure_keeps_every_proof_and_no_personal_value_survives_in_a_dum
     stored = api.audit("resource_id = :m and action = 'APPOINTMENT_CREATED'", m=meeting)[0]
     shown = open_event_values(stored["new_values"], None, org, stored["id"], "/n")
     assert shown["guest_email"] == shown["guest_name"] == shown["guest_notes"] == "[erased]"
-    assert await api.app.state.audit.subject_keys.get(org, subject, create=False) is None
+    assert await api.runtime.audit.subject_keys.get(org, subject, create=False) is None
 
     dump = pg_dump(api.db)
     for personal in (EMAIL, NAME, NOTES, "Erasurename", "ERASE-NOTES", "RECORD-NOTE"):
@@ -207,7 +206,7 @@ async def test_erasure_under_a_legal_hold_is_refused_and_names_the_hold(api: Api
     assert error["code"] == "LEGAL_HOLD" and "malpractice claim 2026-17" in error["reason"]
     [m] = api.rows("select guest_email from meetings where id = :i", i=meeting)
     assert m["guest_email"] == EMAIL  # nothing erased
-    assert await api.app.state.audit.subject_keys.get(a.org_id, subject, create=False)
+    assert await api.runtime.audit.subject_keys.get(a.org_id, subject, create=False)
     [refusal] = api.audit("action = 'SUBJECT_ERASURE_REFUSED'")
     assert refusal["outcome"] == "denied" and refusal["data_subject_id"] == subject
     [row] = api.rows(
@@ -224,8 +223,8 @@ class Crash(BaseException):
 async def test_a_crash_mid_erasure_leaves_nothing_half_done_and_resumes(api: Api, at: str) -> None:
     org = api.world.a.org_id
     meeting, subject = await booked_patient(api)
-    scopes = api.app.state.scopes
-    signing = load_signing_keyring(api.db.settings)
+    scopes = api.runtime.scopes
+    signing = api.runtime.signing_keyring
     pending = await erasure.request_erasure(
         scopes, subject_directory(), org, email=EMAIL.upper(), reason="Art. 17", requested_by="dpo"
     )
@@ -239,7 +238,7 @@ async def test_a_crash_mid_erasure_leaves_nothing_half_done_and_resumes(api: Api
         await erasure.carry_out(scopes, signing, pending, interrupt=crash)
     [m] = api.rows("select guest_email from meetings where id = :i", i=meeting)
     assert m["guest_email"] == EMAIL
-    assert await api.app.state.audit.subject_keys.get(org, subject, create=False) is not None
+    assert await api.runtime.audit.subject_keys.get(org, subject, create=False) is not None
     assert api.audit("action = 'SUBJECT_ERASED'") == []
     [row] = api.rows("select status from subject_erasures where subject_id = :s", s=subject)
     assert row["status"] == "requested"
@@ -248,6 +247,6 @@ async def test_a_crash_mid_erasure_leaves_nothing_half_done_and_resumes(api: Api
     assert done.status == "completed" and done.id == pending.id
     [m] = api.rows("select guest_email from meetings where id = :i", i=meeting)
     assert m["guest_email"] == "erased@invalid"
-    assert await api.app.state.audit.subject_keys.get(org, subject, create=False) is None
+    assert await api.runtime.audit.subject_keys.get(org, subject, create=False) is None
     assert len(api.audit("action = 'SUBJECT_ERASED'")) == 1
     assert await erasure.resume_pending(scopes, signing, org) == []

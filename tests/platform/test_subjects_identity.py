@@ -17,7 +17,7 @@ from carelog.db.engine import Database
 from carelog.platform.subjects.identity import (
     SubjectDirectory,
     WorkOSGuestUsers,
-    configure_subjects,
+    installed_subjects,
 )
 
 GUEST = {
@@ -101,14 +101,11 @@ async def test_anonymous_guest_record_accesses_are_in_their_access_report(
 
 async def test_workos_mode_makes_each_guest_a_workos_user(api: Api, free_event: uuid.UUID) -> None:
     with workos_standin() as workos:
-        previous = api.app.state.subject_directory
+        previous = api.runtime.subject_directory
         guests = WorkOSGuestUsers(WorkOSSettings(api_key=API_KEY, api_base=workos.url))
-        configure_subjects(SubjectDirectory(previous.token_key, guests))
-        try:
+        with installed_subjects(SubjectDirectory(previous.token_key, guests)):
             first = await book_guest(api, free_event, monday(10))
             again = await book_guest(api, free_event, monday(11))
-        finally:
-            configure_subjects(previous)
     [user] = workos.users.values()
     assert user["email"] == "ana.guest@example.test"
     assert (user["first_name"], user["last_name"]) == ("Ana", "Guest")

@@ -27,6 +27,7 @@ def create_audit_service(
         hide_password=False
     )
     writer = AuditWriter(conninfo, Spool(spool_dir or database.settings.spool_dir))
+    store = SubjectKeyStore(Scopes(database), keks or KekRing.from_settings(database.settings))
     return AuditService(
         catalog=catalog,
         masker=Masker(key, catalog.sensitive_fields, catalog.personal_fields),

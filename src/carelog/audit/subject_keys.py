@@ -20,7 +20,7 @@ import os
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,9 +87,9 @@ class KekRing:
         return cls([(kid, os.urandom(32))])
 
     @classmethod
-    def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> KekRing:
-        env = os.environ if environ is None else environ
-        text = env.get(KEKS_VARIABLE, "").strip()
+    def from_settings(cls, settings: Settings) -> KekRing:
+        secret = settings.audit_subject_keks
+        text = "" if secret is None else secret.get_secret_value().strip()
         if text:
             return cls.parse(text)
         if settings.production:

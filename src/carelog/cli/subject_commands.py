@@ -18,13 +18,11 @@ import typer
 from rich.console import Console
 
 from carelog.audit import audit_context, log_audit_event
-from carelog.audit.api import AuditService, configure_audit
+from carelog.audit.api import AuditService
 from carelog.audit.integrity.keys import load_signing_keyring
-from carelog.audit.setup import create_audit_service
 from carelog.cli.context import open_database
 from carelog.db.engine import Database
 from carelog.db.session import Scopes, parse_org_id
-from carelog.platform.audit_catalog import build_catalog
 from carelog.platform.records.crypto import RecordKeyring
 from carelog.platform.subjects import erasure
 from carelog.platform.subjects.accounting import (
@@ -34,11 +32,8 @@ from carelog.platform.subjects.accounting import (
     record_disclosure,
 )
 from carelog.platform.subjects.export import export_subject
-from carelog.platform.subjects.identity import (
-    SubjectDirectory,
-    configure_subjects,
-    create_subject_directory,
-)
+from carelog.platform.subjects.identity import SubjectDirectory
+from carelog.runtime import running as runtime_running
 
 app = typer.Typer(help="Data subjects: erasure, accounting of disclosures, export.")
 out = Console()
@@ -54,18 +49,9 @@ def _group() -> None:
 
 @asynccontextmanager
 async def running(db: Database) -> AsyncIterator[tuple[Scopes, SubjectDirectory, AuditService]]:
-    service = create_audit_service(db, build_catalog())
-    directory = create_subject_directory(db.settings)
-    configure_audit(service)
-    configure_subjects(directory)
-    await service.start()
-    try:
-        yield Scopes(db), directory, service
-    finally:
-        await service.stop()
-        configure_audit(None)
-        configure_subjects(None)
-        await db.dispose()
+    """The composition root for one command (the caller keeps the database)."""
+    async with runtime_running(database=db) as runtime:
+        yield runtime.scopes, runtime.subject_directory, runtime.audit
 
 
 def run(work: Callable[[Database], Coroutine[Any, Any, T]]) -> T:

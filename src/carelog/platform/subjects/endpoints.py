@@ -10,10 +10,10 @@ from fastapi import APIRouter, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from carelog.audit import log_audit_event
-from carelog.audit.integrity.keys import load_signing_keyring
 from carelog.platform.auth.dependencies import AdminUnit, RequestUnit
 from carelog.platform.http import AUTHENTICATED, PlainText, PlatformRoute, described
 from carelog.platform.records.endpoints import Keyring
+from carelog.platform.services import services
 from carelog.platform.subjects import erasure
 from carelog.platform.subjects.accounting import (
     ACCOUNTING_ACTOR,
@@ -68,7 +68,7 @@ async def erase(
         reason=body.reason,
         requested_by=unit.identity.user_id,
     )
-    signing = load_signing_keyring(request.app.state.database.settings)
+    signing = services(request).signing_keyring
     done = await erasure.carry_out(unit.scopes, signing, pending)
     outcome = done.outcome or {}
     return ErasureOut(
@@ -100,7 +100,7 @@ async def generate_accounting(
     """Shared by the API and the viewer page: build, then record that it was generated."""
     org = unit.identity.org_id
     async with unit.scopes.system_scope(ACCOUNTING_ACTOR, org) as session:
-        result = await build_accounting(session, request.app.state.audit.catalog, org, subject_id)
+        result = await build_accounting(session, services(request).catalog, org, subject_id)
     await log_audit_event(
         "SUBJECT_ACCOUNTING_GENERATED",
         "data_subject",
@@ -155,7 +155,7 @@ async def export(
 ) -> dict[str, Any]:
     return await export_subject(
         unit.scopes,
-        request.app.state.audit,
+        services(request).audit,
         keyring,
         unit.identity.org_id,
         subject_id,

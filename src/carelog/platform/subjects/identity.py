@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -126,10 +128,15 @@ class SubjectDirectory:
 _directory: SubjectDirectory | None = None
 
 
-def configure_subjects(directory: SubjectDirectory | None) -> None:
-    """Install (or remove) the process's directory; the web app does it at start-up."""
+@contextmanager
+def installed_subjects(directory: SubjectDirectory) -> Iterator[SubjectDirectory]:
+    """Install ``directory`` for the block, then put the previous one back (the runtime)."""
     global _directory
-    _directory = directory
+    previous, _directory = _directory, directory
+    try:
+        yield directory
+    finally:
+        _directory = previous
 
 
 def subject_directory() -> SubjectDirectory:
@@ -138,7 +145,7 @@ def subject_directory() -> SubjectDirectory:
 
         raise ConfigurationError(
             "the subject directory is not configured",
-            hint="create the app with carelog.web.app.create_app (it configures one)",
+            hint="run inside carelog.runtime.Runtime.started (the app and the CLI do)",
         )
     return _directory
 
@@ -148,7 +155,7 @@ def create_subject_directory(settings: Settings) -> SubjectDirectory:
     from carelog.core.secrets import load_secret
     from carelog.platform.auth.tokens import auth_mode
 
-    mask_key = load_secret(settings, "CARELOG_AUDIT_MASK_KEY", "audit-mask-key")
+    mask_key = load_secret(settings, "audit_mask_key", "audit-mask-key")
     token_key = hmac.new(mask_key, b"carelog.subject-email-index", hashlib.sha256).digest()
     workos = settings.workos
     workos_mode = auth_mode(settings) == "workos" and workos.api_key is not None

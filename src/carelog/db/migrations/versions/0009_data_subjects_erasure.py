@@ -1,7 +1,7 @@
 """Data subjects, per-subject audit data keys, erasures, the disclosures register.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-02
 """
 
@@ -16,7 +16,7 @@ from carelog.db.migrations.env_support import migration_roles
 from carelog.db.sqlfiles import render_sql
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
