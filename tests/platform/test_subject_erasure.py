@@ -250,3 +250,20 @@ async def test_a_crash_mid_erasure_leaves_nothing_half_done_and_resumes(api: Api
     assert await api.runtime.audit.subject_keys.get(org, subject, create=False) is None
     assert len(api.audit("action = 'SUBJECT_ERASED'")) == 1
     assert await erasure.resume_pending(scopes, signing, org) == []
+
+
+async def test_retained_records_are_destroyed_when_their_retention_ends(api: Api) -> None:
+    org = api.world.a.org_id
+    meeting, subject = await booked_patient(api)
+    r = await api.client.post(
+        f"/api/subjects/{subject}/erasure", json={"reason": "Art. 17"}, headers=owner(api)
+    )
+    assert r.status_code == 200, r.text
+    scopes = api.runtime.scopes
+    assert await erasure.destroy_due_records(scopes, org) == 0  # ten years to go
+    api.execute("update records set destroy_after = now() - interval '1 day'")
+    assert await erasure.destroy_due_records(scopes, org) == 1
+    assert api.rows("select id from records where meeting_id = :m", m=meeting) == []
+    [deleted] = api.audit("action = 'MEDICAL_RECORD_DELETED'")
+    assert deleted["data_subject_id"] == subject
+    assert deleted["metadata"]["reason"] == "retention_ended_after_erasure"

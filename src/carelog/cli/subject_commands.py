@@ -123,6 +123,18 @@ def resume(org: OrgOption) -> None:
     out.print(f"{len(done)} pending erasure(s) handled", highlight=False)
 
 
+@app.command("destroy-due")
+def destroy_due(org: OrgOption) -> None:
+    """Delete erased subjects' clinical records whose retention has ended (run daily)."""
+    org_id = parse_org_id(org)
+
+    async def work(db: Database) -> int:
+        async with running(db) as (scopes, _directory, _service):
+            return await erasure.destroy_due_records(scopes, org_id)
+
+    out.print(f"{run(work)} clinical record(s) destroyed", highlight=False)
+
+
 @app.command()
 def rewrap(
     org: Annotated[str | None, typer.Option("--org", help="Only this organization.")] = None,

@@ -387,3 +387,36 @@ async def resume_pending(
         except ErasureRefusedError:
             done.append(Erasure(r.id, org_id, r.subject_id, "refused", None))
     return done
+
+
+async def destroy_due_records(scopes: Scopes, org_id: uuid.UUID) -> int:
+    """Delete the clinical records of erased subjects whose retention has ended.
+
+    PostgreSQL decides what is due (``destroy_after <= now()``); each deletion is audited as
+    ``MEDICAL_RECORD_DELETED`` in the same transaction. Run it daily (``carelog subject
+    destroy-due``); nothing else deletes clinical records.
+    """
+    with system_audit(ERASURE_ACTOR, org_id):
+        async with scopes.system_scope(ERASURE_ACTOR, org_id) as session:
+            rows = (
+                await session.execute(
+                    sa.text(
+                        "delete from records r using meetings m where r.org_id = :o"
+                        " and m.org_id = r.org_id and m.id = r.meeting_id"
+                        " and r.destroy_after is not null and r.destroy_after <= now()"
+                        " returning r.id, r.meeting_id,"
+                        " coalesce(m.data_subject_id, m.guest_workos_user_id) as subject"
+                    ),
+                    {"o": org_id},
+                )
+            ).all()
+            for r in rows:
+                await log_audit_event(
+                    "MEDICAL_RECORD_DELETED",
+                    "medical_record",
+                    str(r.id),
+                    None,
+                    {"meeting_id": str(r.meeting_id), "reason": "retention_ended_after_erasure"},
+                    data_subject=r.subject,
+                )
+    return len(rows)
