@@ -196,6 +196,7 @@ def _tenant(conn: sa.Connection, t: Tenant, category_id: object) -> None:
             "workos_user_id": ex,
             "guest_workos_user_id": t.patient,
             "guest_org_id": t.patient_org_id,
+            "data_subject_id": t.patient,
             "guest_email": "p@example.test",
             "guest_name": "Pat",
             "start_time": start,
@@ -281,6 +282,46 @@ def _tenant(conn: sa.Connection, t: Tenant, category_id: object) -> None:
         conn,
         "audit_legal_holds",
         {"org_id": org, "reason": "litigation", "placed_by": t.owner, "data_subject_id": t.patient},
+    )
+    _insert(
+        conn,
+        "data_subjects",
+        {"org_id": org, "subject_id": t.patient, "kind": "workos", "workos_user_id": t.patient},
+    )
+    _insert(
+        conn,
+        "audit_subject_keys",
+        {
+            "org_id": org,
+            "subject_id": t.patient,
+            "key_id": f"dk_{k}",
+            "kek_id": "world",
+            "destroyed_at": now,
+        },
+    )
+    _insert(
+        conn,
+        "subject_erasures",
+        {
+            "org_id": org,
+            "subject_id": f"subj_{k}_gone",
+            "reason": "Art. 17 request",
+            "requested_by": t.owner,
+            "status": "refused",
+        },
+    )
+    _insert(
+        conn,
+        "subject_disclosures",
+        {
+            "org_id": org,
+            "subject_id": t.patient,
+            "recipient": "Health authority",
+            "purpose": "public health reporting",
+            "description": "vaccination status",
+            "disclosed_at": now,
+            "recorded_by": t.owner,
+        },
     )
     _insert(
         conn,

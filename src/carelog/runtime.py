@@ -34,6 +34,11 @@ from carelog.platform.audit_catalog import build_catalog
 from carelog.platform.auth.tokens import TokenVerifier, verifier_from_settings
 from carelog.platform.records.crypto import RecordKeyring
 from carelog.platform.services import Services
+from carelog.platform.subjects.identity import (
+    SubjectDirectory,
+    create_subject_directory,
+    installed_subjects,
+)
 
 if TYPE_CHECKING:
     from carelog.audit.integrity.checkpoint import SigningKeyring, VerifyingKeyring
@@ -54,6 +59,7 @@ class Runtime:
         token_verifier: TokenVerifier | None = None,
         record_keyring: RecordKeyring | None = None,
         signing_keyring: SigningKeyring | None = None,
+        subject_directory: SubjectDirectory | None = None,
     ) -> None:
         self.settings = settings
         self.database = database if database is not None else Database.open(settings)
@@ -68,6 +74,7 @@ class Runtime:
             ("token_verifier", token_verifier),
             ("record_keyring", record_keyring),
             ("signing_keyring", signing_keyring),
+            ("subject_directory", subject_directory),
         ):
             if part is not None:
                 self.__dict__[name] = part
@@ -94,6 +101,10 @@ class Runtime:
         return load_signing_keyring(self.settings)
 
     @cached_property
+    def subject_directory(self) -> SubjectDirectory:
+        return create_subject_directory(self.settings)
+
+    @cached_property
     def verifying_keys(self) -> VerifyingKeyring:
         return self.signing_keyring.verifying_keyring()
 
@@ -114,7 +125,7 @@ class Runtime:
         On the way out the writer drains and stops, the previous audit service (if a caller
         had one) is back in place, and this loop's connections are disposed.
         """
-        with installed_audit(self.audit):
+        with installed_audit(self.audit), installed_subjects(self.subject_directory):
             await self.audit.start()
             try:
                 if sealer:

@@ -77,8 +77,12 @@ async def test_public_booking_creates_a_meeting_and_a_minimal_audit_row(
     assert row["metadata"] == {"event_id": str(event), "channel": "public_booking"}
     assert str(row["ip_address"]) == "203.0.113.7"
     dump = str(row)
-    for secret in ("PII", "PIINAME", "PHI-NOTES", "guest"):
+    for secret in ("PII", "PIINAME", "PHI-NOTES"):
         assert secret not in dump
+    # The guest's details are there only sealed under their subject's key (erasable).
+    for name in ("guest_email", "guest_name", "guest_notes"):
+        assert row["new_values"][name].startswith("sealed:aes256gcm:dk_")
+    assert row["data_subject_id"].startswith("subj_") and row["schema_version"] == 2
 
 
 @pytest.mark.parametrize(

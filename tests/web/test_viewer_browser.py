@@ -291,6 +291,29 @@ def test_patient_access_view(page: Page, site: Site) -> None:
     assert len(reads) == N_EVENTS // 3
 
 
+def test_accounting_of_disclosures_document(page: Page, site: Site) -> None:
+    """The printable HIPAA/GDPR accounting a clinic hands to its patient, from their page."""
+    a = site.world.a
+    login(page, site, a.owner, a.org_id)
+    page.goto(f"/audit/subjects/{a.patient}")
+    page.get_by_role("link", name="Accounting of disclosures (printable)").click()
+    expect(page).to_have_url(f"{site.url}/audit/subjects/{a.patient}/accounting")
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Accounting of disclosures and access to your health information"
+    )
+    disclosures = page.locator("section", has_text="Disclosures outside").locator("tbody tr")
+    expect(disclosures).to_have_count(1)
+    expect(disclosures).to_contain_text("Health authority")
+    access = page.locator("section", has_text="Who accessed").locator("tbody tr")
+    expect(access.filter(has_text="clinical record(s) viewed").first).to_be_visible()
+    expect(access.filter(has_text="Ex a").first).to_contain_text("expert (member)")
+    expect(access.filter(has_text="treatment").first).to_be_visible()
+    page.emulate_media(media="print")
+    expect(page.locator("main.doc")).to_be_visible()
+    page.emulate_media(media="screen")
+    screenshot(page, "subject-accounting.png")
+
+
 def test_other_org_admin_sees_none_of_it(page: Page, site: Site) -> None:
     a, b = site.world.a, site.world.b
     login(page, site, b.owner, b.org_id)

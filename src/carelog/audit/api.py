@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -24,9 +25,10 @@ from typing import Any
 from sqlalchemy import insert, null
 
 from carelog.audit.catalog import AuditCatalog, Outcome
-from carelog.audit.context import current_context
+from carelog.audit.context import current_context, snapshot
 from carelog.audit.errors import AuditInputError, AuditUnavailableError
-from carelog.audit.events import AuditEvent, Masker, build_event
+from carelog.audit.events import ERASED, AuditEvent, Masker, build_event
+from carelog.audit.subject_keys import SubjectKeyStore
 from carelog.audit.writer import AuditWriter
 from carelog.core.errors import ConfigurationError
 from carelog.db.schema import AuditLog
@@ -40,6 +42,26 @@ class AuditService:
     catalog: AuditCatalog
     masker: Masker
     writer: AuditWriter
+    #: Per-subject data keys; without a store, personal values are masked (schema 1 style).
+    subject_keys: SubjectKeyStore | None = None
+
+    async def subject_key_for(
+        self,
+        org_id: uuid.UUID | None,
+        data_subject: object,
+        changes: Mapping[str, Any] | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> object:
+        """The key to seal this event's personal values with (ERASED, a key, or None).
+
+        Only events that name a subject *and* carry a personal field pay for the lookup.
+        """
+        if data_subject is None or self.subject_keys is None or org_id is None:
+            return None  # without an org, build_event explains the missing context
+        if not (self.masker.has_personal(changes) or self.masker.has_personal(metadata)):
+            return None
+        key = await self.subject_keys.get(org_id, str(data_subject))
+        return ERASED if key is None else key
 
     async def start(self) -> None:
         await self.writer.start()
@@ -101,6 +123,11 @@ async def log_audit_event(
     fail-closed action whose event could be made durable nowhere. Never a storage error.
     """
     service = audit_service()
+    subject_key = (
+        None
+        if data_subject is None
+        else await service.subject_key_for(_org_of_context(), data_subject, changes, metadata)
+    )
     event, spec = build_event(
         service.catalog,
         service.masker,
@@ -112,6 +139,7 @@ async def log_audit_event(
         metadata,
         data_subject=data_subject,
         outcome=outcome,
+        subject_key=subject_key,
     )
     unit = current_unit()
     if unit is not None and outcome == "success" and not spec.is_read:
@@ -147,6 +175,13 @@ def log_audit_event_sync(
             hint="use `await log_audit_event(...)` inside a coroutine",
         )
     service = audit_service()
+    loop = service.writer.loop
+    if loop is None or not service.writer.running:
+        loop = _bridge_loop(service.writer)
+    subject_key: object = None
+    if data_subject is not None:
+        lookup = service.subject_key_for(_org_of_context(), data_subject, changes, metadata)
+        subject_key = asyncio.run_coroutine_threadsafe(lookup, loop).result()
     event, spec = build_event(
         service.catalog,
         service.masker,
@@ -158,15 +193,18 @@ def log_audit_event_sync(
         metadata,
         data_subject=data_subject,
         outcome=outcome,
+        subject_key=subject_key,
     )
-    loop = service.writer.loop
-    if loop is None or not service.writer.running:
-        loop = _bridge_loop(service.writer)
     future: Future[None] = asyncio.run_coroutine_threadsafe(
         _submit(service.writer, event, spec.fail_closed), loop
     )
     future.result()
     return event
+
+
+def _org_of_context() -> uuid.UUID | None:
+    ctx = snapshot()
+    return None if ctx is None else ctx.org_id
 
 
 async def _submit(writer: AuditWriter, event: AuditEvent, fail_closed: bool) -> None:

@@ -50,8 +50,23 @@ CORE_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("AUDIT_RETENTION_POLICY_CHANGED", "compliance", "write"),
     ActionSpec("AUDIT_LOG_IMPORTED", "compliance", "system", description="Legacy rows imported."),
     ActionSpec("AUDIT_ACCESS_REPORT_GENERATED", "compliance", "read"),
+    ActionSpec(
+        "SUBJECT_ERASED",
+        "compliance",
+        "write",
+        description="A data subject was erased; the metadata is the signed erasure certificate.",
+    ),
+    ActionSpec(
+        "SUBJECT_ERASURE_REFUSED",
+        "compliance",
+        "write",
+        description="An erasure was refused (a legal hold applies).",
+    ),
+    ActionSpec("SUBJECT_DISCLOSURE_RECORDED", "compliance", "write"),
+    ActionSpec("SUBJECT_ACCOUNTING_GENERATED", "compliance", "read"),
+    ActionSpec("SUBJECT_DATA_EXPORTED", "compliance", "read", phi=True, fail_closed=True),
 )
-CORE_RESOURCE_TYPES: tuple[str, ...] = ("audit_log",)
+CORE_RESOURCE_TYPES: tuple[str, ...] = ("audit_log", "data_subject")
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,8 @@ class AuditCatalog:
     actions: Mapping[str, ActionSpec]
     resource_types: frozenset[str]
     sensitive_fields: frozenset[str] = field(default_factory=frozenset)
+    #: Sensitive fields that are a person's data (not secrets): sealed under the subject's key.
+    personal_fields: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def build(
@@ -68,6 +85,7 @@ class AuditCatalog:
         actions: Iterable[ActionSpec],
         resource_types: Iterable[str],
         sensitive_fields: Iterable[str] = (),
+        personal_fields: Iterable[str] = (),
     ) -> AuditCatalog:
         table: dict[str, ActionSpec] = {}
         for spec in (*CORE_ACTIONS, *actions):
@@ -86,6 +104,7 @@ class AuditCatalog:
             actions=MappingProxyType(table),
             resource_types=frozenset((*CORE_RESOURCE_TYPES, *resource_types)),
             sensitive_fields=frozenset(canonical_field(f) for f in sensitive_fields),
+            personal_fields=frozenset(canonical_field(f) for f in personal_fields),
         )
 
     def action(self, name: str) -> ActionSpec:

@@ -2,9 +2,16 @@
 
 Data minimisation happens here, before anything is stored: ``changes`` keeps only the fields
 whose value changed, and any field the catalog classifies as PHI or secret (notes, diagnoses,
-tokens, card data, guest names and e-mails...) is replaced by a keyed hash, so an auditor can
-still see *that* it changed and compare two values for equality without the log holding the
-value itself. The reference copied guest names, e-mails and free-text notes into its log.
+tokens, card data, guest names and e-mails...) never enters the log in clear. The reference
+copied guest names, e-mails and free-text notes into its log.
+
+* Personal values (the catalog's ``personal_fields``) of an event about a data subject are
+  sealed under that subject's data key (:mod:`carelog.audit.sealing`): readable for an
+  Art. 15 export, erasable by destroying the key, comparable through an equality token.
+* Everything else sensitive (secrets, and personal values of events naming no subject) is a
+  keyed hash under the deployment mask key, as in schema version 1.
+
+``SCHEMA_VERSION`` 2 names that layout; version-1 events (masks only) still verify unchanged.
 """
 
 from __future__ import annotations
@@ -23,16 +30,19 @@ from carelog.audit.catalog import OUTCOMES, ActionSpec, AuditCatalog, Outcome
 from carelog.audit.context import AuditContext
 from carelog.audit.errors import AuditInputError
 from carelog.audit.fields import FieldClassifier
+from carelog.audit.sealing import ERASED_VALUE, Sealer, SubjectKey
 from carelog.core.ids import uuid7
 
 MAX_METADATA_BYTES = 16 * 1024
 MAX_CHANGES_BYTES = 64 * 1024
 MAX_ID_LENGTH = 512
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Metadata keys written from the audit context when an admin impersonates the actor.
 IMPERSONATED_BY = "impersonated_by"
 SESSION_ID = "session_id"
 MASK_PREFIX = "masked:hmac-sha256:"
+#: ``build_event``'s marker for "the subject is erased": their personal values are dropped.
+ERASED = object()
 
 
 @dataclass(slots=True)
@@ -90,12 +100,33 @@ class Masker:
     """Keyed hashing of sensitive values: equal inputs give equal masks, nothing is revealed.
 
     Keys are classified by meaning, whatever their spelling (``guestEmail``, ``guest-email``,
-    ``{"guest": {"email": ...}}``): see :mod:`carelog.audit.fields`.
+    ``{"guest": {"email": ...}}``): see :mod:`carelog.audit.fields`. With a :class:`Sealer`
+    (the event names a data subject), personal fields are sealed under the subject's key
+    instead; with ``erased`` they are replaced by a marker.
     """
 
-    def __init__(self, key: bytes, sensitive_fields: Iterable[str]) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        sensitive_fields: Iterable[str],
+        personal_fields: Iterable[str] = (),
+    ) -> None:
         self._key = key
-        self.sensitive = FieldClassifier(sensitive_fields)
+        personal = tuple(personal_fields)
+        self.personal = FieldClassifier(personal)
+        self.sensitive = FieldClassifier((*sensitive_fields, *personal))
+
+    def has_personal(self, value: Any, parent: str | None = None) -> bool:
+        """Whether a personal field occurs anywhere in ``value`` (worth fetching a key for)."""
+        if isinstance(value, Mapping):
+            judge = self.personal.is_sensitive
+            return any(
+                (v is not None and judge(str(k), parent)) or self.has_personal(v, str(k))
+                for k, v in value.items()
+            )
+        if isinstance(value, (list, tuple)):
+            return any(self.has_personal(v, parent) for v in value)
+        return False
 
     def mask_value(self, value: Any) -> str:
         if isinstance(value, str) and value.startswith(MASK_PREFIX):
@@ -103,20 +134,38 @@ class Masker:
         data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
         return MASK_PREFIX + hmac.new(self._key, data, hashlib.sha256).hexdigest()[:32]
 
-    def scrub(self, value: Any, parent: str | None = None) -> Any:
-        """Mask every sensitive field, at any depth (a key is judged with its parent's)."""
+    def scrub(
+        self,
+        value: Any,
+        sealer: Sealer | None = None,
+        path: str = "",
+        *,
+        erased: bool = False,
+        parent: str | None = None,
+    ) -> Any:
+        """Mask (or seal) every sensitive field, at any depth (a key is judged with its
+        parent's); ``path`` locates the value inside the event (the seal's associated data)."""
         if isinstance(value, Mapping):
-            judge = self.sensitive.is_sensitive
-            return {
-                str(k): (
-                    self.mask_value(v)
-                    if v is not None and judge(str(k), parent)
-                    else self.scrub(v, str(k))
-                )
-                for k, v in value.items()
-            }
+            sensitive = self.sensitive.is_sensitive
+            personal = self.personal.is_sensitive
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                name = str(k)
+                here = f"{path}/{name}"
+                if v is None or not sensitive(name, parent):
+                    out[name] = self.scrub(v, sealer, here, erased=erased, parent=name)
+                elif erased and personal(name, parent):
+                    out[name] = ERASED_VALUE
+                elif sealer is not None and personal(name, parent):
+                    out[name] = sealer.seal(_jsonable(v, here, MAX_CHANGES_BYTES), here)
+                else:
+                    out[name] = self.mask_value(v)
+            return out
         if isinstance(value, (list, tuple)):
-            return [self.scrub(v, parent) for v in value]
+            return [
+                self.scrub(v, sealer, f"{path}/{i}", erased=erased, parent=parent)
+                for i, v in enumerate(value)
+            ]
         return value
 
 
@@ -212,7 +261,10 @@ def build_event(
     *,
     data_subject: object = None,
     outcome: Outcome = "success",
+    subject_key: SubjectKey | object | None = None,
 ) -> tuple[AuditEvent, ActionSpec]:
+    """``subject_key``: the data subject's key (personal values get sealed), :data:`ERASED`
+    (they are dropped), or None (they are masked like secrets)."""
     # The common case takes the fast lookups; anything unusual goes to the checks that explain.
     spec = catalog.actions.get(action)
     if spec is None:
@@ -224,12 +276,15 @@ def build_event(
             f"unknown outcome {outcome!r}", field="outcome", hint="success, failure or denied"
         )
     actor, org = context.require()
+    event_id = uuid7()
+    erased = subject_key is ERASED
+    sealer = Sealer(subject_key, org, event_id) if isinstance(subject_key, SubjectKey) else None
     old: dict[str, Any] | None = None
     new: dict[str, Any] | None = None
     if changes is not None:
         old, new = minimise_changes(changes)
         if old is not None or new is not None:
-            scrubbed = masker.scrub({"o": old, "n": new})
+            scrubbed = masker.scrub({"o": old, "n": new}, sealer, erased=erased)
             both = _jsonable(scrubbed, "changes", MAX_CHANGES_BYTES)
             old, new = both["o"], both["n"]
     meta: dict[str, Any] | None = None
@@ -238,7 +293,8 @@ def build_event(
             raise AuditInputError("must be a mapping", field="metadata")
         meta = _plain_metadata(metadata, masker)
         if meta is None:
-            meta = _jsonable(masker.scrub(metadata), "metadata", MAX_METADATA_BYTES) or None
+            scrubbed_meta = masker.scrub(metadata, sealer, "/m", erased=erased)
+            meta = _jsonable(scrubbed_meta, "metadata", MAX_METADATA_BYTES) or None
     if context.impersonator is not None:  # set last: a caller's metadata cannot forge it
         meta = {
             **(meta or {}),
@@ -246,7 +302,7 @@ def build_event(
             SESSION_ID: context.session_id,
         }
     return AuditEvent(
-        uuid7(),
+        event_id,
         org,
         actor,
         context.actor_type,

@@ -13,7 +13,7 @@ import io
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast, get_args
 
 import orjson
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carelog.audit.errors import AuditInputError
 from carelog.audit.filters import AuditFilters
 from carelog.audit.query import BATCH_SIZE, COLUMNS, AuditRecord, stream_records
+from carelog.audit.sealing import erased_subjects, present
 from carelog.db.schema import AuditLogExport
 
 ExportFormat = Literal["jsonl", "csv", "workos"]
@@ -136,6 +137,9 @@ async def stream_export(
     encode = _ENCODERS[check_format(fmt)]
     rows = 0
     async for batch in stream_records(session, org_id, filters, batch_size):
+        erased = await erased_subjects(session, org_id, (r.data_subject_id for r in batch))
+        if erased or any(r.schema_version >= 2 for r in batch):
+            batch = [_presented(r, r.data_subject_id in erased) for r in batch]
         chunk = encode(batch, rows == 0)
         rows += len(batch)
         if on_rows is not None:
@@ -144,6 +148,16 @@ async def stream_export(
     closing = _closing(check_format(fmt), rows)
     if closing:
         yield closing
+
+
+def _presented(record: AuditRecord, erased: bool) -> AuditRecord:
+    """Sealed values of an erased subject exported as "[erased]" (not as dead ciphertext)."""
+    return replace(
+        record,
+        old_values=present(record.old_values, erased),
+        new_values=present(record.new_values, erased),
+        metadata=present(record.metadata, erased),
+    )
 
 
 @dataclass

@@ -8,19 +8,29 @@ from carelog.audit.api import AuditService
 from carelog.audit.catalog import AuditCatalog
 from carelog.audit.events import Masker
 from carelog.audit.spool import Spool
+from carelog.audit.subject_keys import KekRing, SubjectKeyStore
 from carelog.audit.writer import AuditWriter
 from carelog.core.secrets import load_secret
 from carelog.db.engine import Database
+from carelog.db.session import Scopes
 
 
 def create_audit_service(
-    database: Database, catalog: AuditCatalog, *, spool_dir: Path | None = None
+    database: Database,
+    catalog: AuditCatalog,
+    *,
+    spool_dir: Path | None = None,
+    keks: KekRing | None = None,
 ) -> AuditService:
     key = load_secret(database.settings, "audit_mask_key", "audit-mask-key")
     conninfo = database.writer_url.set(drivername="postgresql").render_as_string(
         hide_password=False
     )
     writer = AuditWriter(conninfo, Spool(spool_dir or database.settings.spool_dir))
+    store = SubjectKeyStore(Scopes(database), keks or KekRing.from_settings(database.settings))
     return AuditService(
-        catalog=catalog, masker=Masker(key, catalog.sensitive_fields), writer=writer
+        catalog=catalog,
+        masker=Masker(key, catalog.sensitive_fields, catalog.personal_fields),
+        writer=writer,
+        subject_keys=store,
     )

@@ -22,6 +22,7 @@ from carelog.cli import (
     legacy_commands,
     retention_commands,
     stream_commands,
+    subject_commands,
     up_command,
 )
 from carelog.core.errors import CarelogError
@@ -49,6 +50,7 @@ app.add_typer(docs_commands.app, name="docs", help="Regenerate generated documen
 app.add_typer(legacy_commands.app, name="legacy", help="Migrate data from the Clerk-era design.")
 app.add_typer(dev_commands.app, name="dev", help="Development helpers (refused in production).")
 app.add_typer(keys_commands.app, name="keys", help="Medical-record encryption keys.")
+app.add_typer(subject_commands.app, name="subject", help="Data subjects: erasure, accounting.")
 app.add_typer(demo.app, name="demo", help="Demo organizations, experts and patients.")
 app.add_typer(codemod.app, name="codemod", help="Rewrite old audit API call sites.")
 app.command("up")(up_command.up)

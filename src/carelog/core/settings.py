@@ -75,6 +75,8 @@ class WorkOSSettings:
     audience: tuple[str, ...] = ()
     jwks_timeout: float = 3.0
     cookie_password: str | None = field(default=None, repr=False)
+    #: Management API key: in workos mode, each booking's guest becomes a WorkOS user.
+    api_key: str | None = field(default=None, repr=False)
 
 
 def _csv(text: str | None) -> tuple[str, ...]:
@@ -278,6 +280,13 @@ class Settings(BaseSettings):
         "(development: generated in the data dir)",
         "Medical-record encryption keys, `kid:base64key,...`, first is active.",
     )
+    audit_subject_keks: SecretStr | None = _setting(
+        "CARELOG_AUDIT_SUBJECT_KEKS",
+        None,
+        "(development: generated in the data dir)",
+        "Key-encryption keys of the per-subject audit data keys, `kid:base64key,...`: the first "
+        "wraps new keys, `carelog subject rewrap` moves the others onto it (docs/erasure.md).",
+    )
     auth_mode: Literal["dev", "workos"] | None = _setting(
         "CARELOG_AUTH_MODE",
         None,
@@ -333,6 +342,13 @@ class Settings(BaseSettings):
         "(unset: AuthKit cookies not read)",
         "AuthKit's cookie password (`WORKOS_COOKIE_PASSWORD` of the AuthKit app): unseals the "
         "`wos-session` cookie (workos SDK `unseal_data`) to verify the access token inside.",
+    )
+    workos_api_key: SecretStr | None = _setting(
+        "CARELOG_WORKOS_API_KEY",
+        None,
+        "(unset)",
+        "WorkOS API key (`sk_…`); in `workos` mode each booking's guest becomes (or is found as) "
+        "a WorkOS user through the SDK, and that user is the booking's data subject.",
     )
     database_allow_insecure_socket: bool = _setting(
         "CARELOG_DATABASE_ALLOW_INSECURE_SOCKET",
@@ -537,6 +553,7 @@ class Settings(BaseSettings):
             audience=_csv(self.workos_audience),
             jwks_timeout=self.workos_jwks_timeout,
             cookie_password=password.get_secret_value() if password is not None else None,
+            api_key=None if self.workos_api_key is None else self.workos_api_key.get_secret_value(),
         )
 
     @property

@@ -264,5 +264,32 @@ SENSITIVE_FIELDS: tuple[str, ...] = (
 )
 
 
+#: The sensitive fields that are a person's data (contact details, free text, clinical values):
+#: in events about a data subject they are sealed under that subject's key, so erasing the
+#: subject erases them. The rest (credentials, card and bank data) is only ever masked.
+PERSONAL_FIELDS: tuple[str, ...] = (
+    "content",
+    "notes",
+    "guest_notes",
+    "note",
+    "diagnosis",
+    "diagnoses",
+    "prescription",
+    "symptoms",
+    "medical_history",
+    "guest_name",
+    "guest_email",
+    "email",
+    "first_name",
+    "last_name",
+    "name_of_patient",
+    "phone",
+    "guest_phone",
+    "address",
+    "date_of_birth",
+    "record_metadata",
+)
+
+
 def build_catalog() -> AuditCatalog:
-    return AuditCatalog.build(ACTIONS, RESOURCE_TYPES, SENSITIVE_FIELDS)
+    return AuditCatalog.build(ACTIONS, RESOURCE_TYPES, SENSITIVE_FIELDS, PERSONAL_FIELDS)

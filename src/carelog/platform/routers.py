@@ -11,6 +11,7 @@ from carelog.platform.meetings import endpoints as meetings_endpoints
 from carelog.platform.payments import endpoints as payments_endpoints
 from carelog.platform.records import endpoints as records_endpoints
 from carelog.platform.schedule import endpoints as schedule_endpoints
+from carelog.platform.subjects import endpoints as subjects_endpoints
 
 ROUTERS: list[APIRouter] = [
     audit_api_endpoints.router,
@@ -20,4 +21,5 @@ ROUTERS: list[APIRouter] = [
     payments_endpoints.router,
     records_endpoints.router,
     schedule_endpoints.router,
+    subjects_endpoints.router,
 ]

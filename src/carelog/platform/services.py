@@ -23,7 +23,8 @@ from carelog.platform.auth.tokens import TokenVerifier
 from carelog.platform.records.crypto import RecordKeyring
 
 if TYPE_CHECKING:
-    from carelog.audit.integrity.checkpoint import VerifyingKeyring
+    from carelog.audit.integrity.checkpoint import SigningKeyring, VerifyingKeyring
+    from carelog.platform.subjects.identity import SubjectDirectory
 
 
 class Services(Protocol):
@@ -45,6 +46,10 @@ class Services(Protocol):
     def record_keyring(self) -> RecordKeyring: ...
     @property
     def verifying_keys(self) -> VerifyingKeyring: ...
+    @property
+    def signing_keyring(self) -> SigningKeyring: ...
+    @property
+    def subject_directory(self) -> SubjectDirectory: ...
     @property
     def verifications(self) -> dict[uuid.UUID, dict[str, Any]]: ...
 

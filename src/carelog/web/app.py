@@ -24,6 +24,7 @@ from carelog.runtime import Runtime
 from carelog.web.errors import install_error_handlers
 from carelog.web.viewer import STATIC_DIR
 from carelog.web.viewer import router as viewer_router
+from carelog.web.viewer.accounting import router as accounting_router
 
 
 def create_app(runtime: Runtime, *, sealer: bool = False) -> FastAPI:
@@ -45,6 +46,7 @@ def create_app(runtime: Runtime, *, sealer: bool = False) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(accounting_router)  # before the viewer's /audit/subjects/{id:path}
     app.include_router(viewer_router)  # the audit viewer's pages at /audit
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

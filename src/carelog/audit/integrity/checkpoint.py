@@ -308,6 +308,11 @@ class SigningKeyring:
             )
         return SignedCheckpoint(checkpoint, self._active.sign(checkpoint.signed_bytes()))
 
+    def sign_bytes(self, data: bytes) -> str:
+        """A detached signature (standard base64) by the active key, for signed documents
+        other than checkpoints (erasure certificates); verify with :meth:`public_keys`."""
+        return base64.b64encode(self._active.sign(data)).decode("ascii")
+
     def public_keys(self) -> dict[str, str]:
         """Every key id (active and retired) to its raw public key in standard base64."""
         keys = {self._active_id: self._active.public_key(), **self._retired}

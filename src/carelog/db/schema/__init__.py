@@ -1,4 +1,4 @@
-"""Canonical SQLAlchemy 2 models of carelog (22 tables, one :class:`Base` metadata).
+"""Canonical SQLAlchemy 2 models of carelog (26 tables, one :class:`Base` metadata).
 
 Table and column names follow the reference platform's WorkOS-era schema; the data defects of
 the reference (nullable tenant keys, history-deleting cascades, unchecked vocabularies, missing
@@ -45,6 +45,12 @@ from carelog.db.schema.operations import (
 )
 from carelog.db.schema.records import Record
 from carelog.db.schema.streams import AuditStreamCursor
+from carelog.db.schema.subjects import (
+    AuditSubjectKey,
+    DataSubject,
+    SubjectDisclosure,
+    SubjectErasure,
+)
 from carelog.db.schema.tenancy import Organization, Role, User, UserOrgMembership
 
 #: Tables that carry ``org_id NOT NULL`` (tenant-scoped; subject to RLS / distribution by org).
@@ -71,10 +77,12 @@ __all__ = [
     "AuditSeal",
     "AuditSealState",
     "AuditStreamCursor",
+    "AuditSubjectKey",
     "Base",
     "BlockedDate",
     "Category",
     "CreatedAtMixin",
+    "DataSubject",
     "Day",
     "Event",
     "ExpertApplication",
@@ -95,6 +103,8 @@ __all__ = [
     "SchedulingSettings",
     "SlotReservation",
     "StripeWebhookEvent",
+    "SubjectDisclosure",
+    "SubjectErasure",
     "SubscriptionEvent",
     "SubscriptionPlan",
     "TimestampMixin",

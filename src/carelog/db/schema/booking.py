@@ -256,6 +256,7 @@ class Meeting(UuidPkMixin, OrgScopedMixin, TimestampMixin, Base):
         Index(None, "workos_user_id"),
         Index(None, "guest_workos_user_id"),
         Index(None, "guest_org_id"),
+        Index("ix_meetings_org_subject", "org_id", "data_subject_id"),
         table_info("org", "Booked appointments between an expert and a guest, with payment state."),
     )
 
@@ -268,6 +269,9 @@ class Meeting(UuidPkMixin, OrgScopedMixin, TimestampMixin, Base):
     guest_email: Mapped[str] = mapped_column(Text, nullable=False)
     guest_name: Mapped[str] = mapped_column(Text, nullable=False)
     guest_notes: Mapped[str | None] = mapped_column(Text)
+    data_subject_id: Mapped[str | None] = mapped_column(
+        Text, comment="the patient as a data subject of this org (WorkOS user or subj_ id)"
+    )
     start_time: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), nullable=False)
     end_time: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), nullable=False)
     timezone: Mapped[str] = mapped_column(Text, nullable=False, comment="guest's timezone")

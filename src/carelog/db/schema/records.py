@@ -77,6 +77,10 @@ class Record(UuidPkMixin, OrgScopedMixin, CreatedAtMixin, Base):
     last_modified_at: Mapped[datetime] = mapped_column(
         TIMESTAMP(timezone=True), nullable=False, server_default=func.now()
     )
+    destroy_after: Mapped[datetime | None] = mapped_column(
+        TIMESTAMP(timezone=True),
+        comment="set when the patient was erased: kept (encrypted) until retention ends",
+    )
 
 
 __all__ = ["Record"]

@@ -34,6 +34,7 @@ from carelog.platform.common import system_audit
 from carelog.platform.errors import ApiError, conflict, forbidden, not_found
 from carelog.platform.meetings.schemas import BookingIn, MeetingOut
 from carelog.platform.meetings.slots import Rules, SlotRefusedError, check_slot
+from carelog.platform.subjects.identity import subject_directory
 
 PUBLIC_BOOKING_ACTOR = "system:public-booking"
 SLOT_INDEX = "uq_meetings_active_slot"
@@ -187,16 +188,27 @@ async def _insert(session: AsyncSession, values: dict[str, Any]) -> MeetingOut:
     return MeetingOut.model_validate(dict(row._mapping))
 
 
-async def _audit_created(meeting: MeetingOut, guest: str | None, channel: str, **meta: Any) -> None:
-    # Ids, times and states only: the guest's name, e-mail and notes never enter the log.
+async def _audit_created(
+    meeting: MeetingOut,
+    subject: str,
+    channel: str,
+    guest: dict[str, str | None],
+    **meta: Any,
+) -> None:
+    # The guest's contact details and notes are personal fields of the catalog: the audit
+    # core stores them sealed under the subject's data key (erasable), never in clear.
     await log_audit_event(
         "APPOINTMENT_CREATED",
         "appointment",
         meeting.id,
-        {"new_values": meeting.model_dump(mode="json", exclude={"id"})},
+        {"new_values": {**meeting.model_dump(mode="json", exclude={"id"}), **guest}},
         {"event_id": str(meeting.event_id), "channel": channel, **meta},
-        data_subject=guest,
+        data_subject=subject,
     )
+
+
+def _guest(email: str, name: str, notes: str | None) -> dict[str, str | None]:
+    return {"guest_email": email, "guest_name": name, "guest_notes": notes}
 
 
 async def book_free(scopes: Scopes, data: BookingIn) -> MeetingOut:
@@ -242,12 +254,16 @@ async def book_free(scopes: Scopes, data: BookingIn) -> MeetingOut:
                     end,
                     data.guest_email,
                 )
+                subject = await subject_directory().resolve(
+                    session, event.org_id, data.guest_email, data.guest_name
+                )
                 meeting = await _insert(
                     session,
                     {
                         "org_id": event.org_id,
                         "event_id": data.event_id,
                         "workos_user_id": event.workos_user_id,
+                        "data_subject_id": subject,
                         "guest_email": data.guest_email,
                         "guest_name": data.guest_name,
                         "guest_notes": data.guest_notes,
@@ -259,7 +275,12 @@ async def book_free(scopes: Scopes, data: BookingIn) -> MeetingOut:
                         "stripe_amount": 0,
                     },
                 )
-                await _audit_created(meeting, None, "public_booking")
+                await _audit_created(
+                    meeting,
+                    subject,
+                    "public_booking",
+                    _guest(data.guest_email, data.guest_name, data.guest_notes),
+                )
                 return meeting
     except IntegrityError as exc:
         if is_slot_violation(exc):
@@ -297,6 +318,13 @@ async def create_paid(session: AsyncSession, org_id: uuid.UUID, booking: PaidBoo
         raise not_found("event", field="event_id")
     await _lock_rules(session, org_id, booking.expert_id)
     start = booking.start_time.astimezone(dt.UTC)
+    subject = await subject_directory().resolve(
+        session,
+        org_id,
+        booking.guest_email,
+        booking.guest_name,
+        workos_user_id=booking.guest_workos_user_id,
+    )
     try:
         meeting = await _insert(
             session,
@@ -306,6 +334,7 @@ async def create_paid(session: AsyncSession, org_id: uuid.UUID, booking: PaidBoo
                 "workos_user_id": booking.expert_id,
                 "guest_workos_user_id": booking.guest_workos_user_id,
                 "guest_org_id": booking.guest_org_id,
+                "data_subject_id": subject,
                 "guest_email": booking.guest_email,
                 "guest_name": booking.guest_name,
                 "guest_notes": booking.guest_notes,
@@ -331,7 +360,11 @@ async def create_paid(session: AsyncSession, org_id: uuid.UUID, booking: PaidBoo
         {"o": org_id, "s": booking.session_id, "p": booking.payment_intent_id},
     )
     await _audit_created(
-        meeting, booking.guest_workos_user_id, "checkout", stripe_session_id=booking.session_id
+        meeting,
+        subject,
+        "checkout",
+        _guest(booking.guest_email, booking.guest_name, booking.guest_notes),
+        stripe_session_id=booking.session_id,
     )
     return meeting
 
@@ -342,7 +375,8 @@ async def cancel(session: AsyncSession, me: Identity, meeting_id: uuid.UUID) -> 
         await session.execute(
             sa.text(
                 "select id, org_id, workos_user_id, guest_workos_user_id, guest_org_id, event_id,"
-                " status from meetings where id = :i"
+                " status, coalesce(data_subject_id, guest_workos_user_id) as subject"
+                " from meetings where id = :i"
             ),
             {"i": meeting_id},
         )
@@ -375,6 +409,6 @@ async def cancel(session: AsyncSession, me: Identity, meeting_id: uuid.UUID) -> 
             "cancelled_by": "host" if host else "guest",
             "meeting_org_id": str(row.org_id),
         },
-        data_subject=row.guest_workos_user_id,
+        data_subject=row.subject,
     )
     return meeting

@@ -54,7 +54,8 @@ class NotYetKnownError(Exception):
 async def _meetings(session: AsyncSession, org: uuid.UUID, pi: str) -> list[Any]:
     rows = await session.execute(
         sa.text(
-            "select id, event_id, workos_user_id, guest_workos_user_id, start_time, end_time,"
+            "select id, event_id, workos_user_id, start_time, end_time,"
+            " coalesce(data_subject_id, guest_workos_user_id) as guest_workos_user_id,"
             " stripe_session_id, stripe_payment_status, stripe_application_fee_amount"
             " from meetings where org_id = :o and stripe_payment_intent_id = :p order by id"
         ),
@@ -195,7 +196,8 @@ async def _fail_payment(
                 " from meetings old where m.id = old.id and m.org_id = :o"
                 " and m.stripe_payment_intent_id = :p"
                 " and m.stripe_payment_status in ('pending', 'processing', 'succeeded')"
-                " returning m.id, m.guest_workos_user_id, old.stripe_payment_status as before"
+                " returning m.id, coalesce(m.data_subject_id, m.guest_workos_user_id)"
+                " as guest_workos_user_id, old.stripe_payment_status as before"
             ),
             {"o": org, "p": pi},
         )

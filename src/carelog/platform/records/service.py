@@ -55,6 +55,8 @@ class Parties:
     expert_id: str
     patient_id: str | None
     patient_org_id: uuid.UUID | None
+    #: The patient as a data subject (a WorkOS user, or the subject of an anonymous booking).
+    subject_id: str | None
 
 
 def _not_found(field: str = "meeting_id") -> ApiError:
@@ -78,6 +80,7 @@ async def _parties(unit: RequestUnit, meeting_id: uuid.UUID) -> Parties | None:
                 Meeting.workos_user_id,
                 Meeting.guest_workos_user_id,
                 Meeting.guest_org_id,
+                sa.func.coalesce(Meeting.data_subject_id, Meeting.guest_workos_user_id),
             ).where(Meeting.id == meeting_id)
         )
     ).one_or_none()
@@ -93,7 +96,9 @@ async def _subject_of_refused(unit: RequestUnit, meeting_id: uuid.UUID) -> str |
     """
     async with unit.scopes.system_scope(DENIAL_LOOKUP_ACTOR, unit.identity.org_id) as session:
         return await session.scalar(
-            sa.select(Meeting.guest_workos_user_id).where(Meeting.id == meeting_id)
+            sa.select(
+                sa.func.coalesce(Meeting.data_subject_id, Meeting.guest_workos_user_id)
+            ).where(Meeting.id == meeting_id)
         )
 
 
@@ -107,7 +112,7 @@ async def _deny(
     record_id: uuid.UUID | None = None,
 ) -> ApiError:
     """Record the refusal (durably, via the writer) and return the 404 to raise."""
-    subject = parties.patient_id if parties else await _subject_of_refused(unit, meeting_id)
+    subject = parties.subject_id if parties else await _subject_of_refused(unit, meeting_id)
     metadata: dict[str, Any] = {"meeting_id": str(meeting_id), "reason": reason}
     if record_id is not None:
         metadata["record_id"] = str(record_id)
@@ -200,7 +205,7 @@ async def create_record(
             "key_id": content.key_id,
             "version": 1,
         },
-        data_subject=p.patient_id,
+        data_subject=p.subject_id,
     )
     assert created_at is not None
     return RecordCreated(
@@ -264,7 +269,7 @@ async def list_records(
             "ids_truncated": len(ids) > MAX_IDS_IN_EVENT,
             "viewer": "expert" if as_expert else "patient",
         },
-        data_subject=p.patient_id,
+        data_subject=p.subject_id,
     )
     return RecordList(meeting_id=p.meeting_id, count=len(records), records=records)
 
@@ -346,7 +351,7 @@ async def update_record(
             "metadata_changed": metadata_changed,
             "key_id": content.key_id,
         },
-        data_subject=p.patient_id,
+        data_subject=p.subject_id,
     )
     return RecordUpdated(
         record_id=row.id, meeting_id=p.meeting_id, version=version, last_modified_at=modified

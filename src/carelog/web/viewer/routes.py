@@ -15,6 +15,7 @@ styles from this origin only).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.parse
 import uuid
@@ -36,6 +37,7 @@ from carelog.audit.errors import AuditInputError
 from carelog.audit.events import MASK_PREFIX
 from carelog.audit.filters import AuditFilters, Cursor
 from carelog.audit.query import AuditRecord, get_audit_logs, select_events
+from carelog.audit.sealing import ERASED_DISPLAY, erased_subjects, is_sealed, present
 from carelog.db.schema import AuditLog, Organization
 from carelog.platform.auth.cookies import SESSION_COOKIE
 from carelog.platform.auth.dependencies import RequestUnit, Unit, ensure_admin, token_verifier
@@ -105,6 +107,8 @@ def _environment() -> jinja2.Environment:
     env.filters["pretty"] = _pretty
     env.filters["q"] = lambda value: urllib.parse.quote(str(value), safe="")
     env.tests["masked"] = _is_masked
+    env.tests["sealed"] = is_sealed
+    env.tests["erased"] = lambda value: value == ERASED_DISPLAY
     return env
 
 
@@ -479,6 +483,13 @@ async def event_page(request: Request, unit: Unit, event_id: str) -> HTMLRespons
     if row is None:
         raise _not_found("event")
     event = AuditRecord.from_row(row)
+    gone = await erased_subjects(unit.session, unit.identity.org_id, [event.data_subject_id])
+    event = dataclasses.replace(
+        event,
+        old_values=present(event.old_values, bool(gone)),
+        new_values=present(event.new_values, bool(gone)),
+        metadata=present(event.metadata, bool(gone)),
+    )
     await log_audit_event(
         "AUDIT_LOG_QUERIED",
         "compliance",

@@ -1,0 +1,1 @@
+"""Patients as data subjects: identity per organization, erasure, accounting, export."""
