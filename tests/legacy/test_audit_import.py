@@ -44,6 +44,9 @@ from dbtools import TestServer
 from world import World, build_world
 
 T0 = datetime(2024, 3, 1, 9, 30, 0)  # naive, as the legacy stored it
+# fixed ids: parametrize ids are built from the values, and xdist workers must agree on them
+ORG_1 = uuid.UUID("1f0e6a52-3b9c-4d7e-8a21-5c4b3a291001")
+ORG_2 = uuid.UUID("1f0e6a52-3b9c-4d7e-8a21-5c4b3a291002")
 FILLERS = 25
 
 
@@ -487,11 +490,11 @@ def test_duplicate_legacy_ids_are_refused(pg: TestServer) -> None:
             ":3: org_id 'not-a-uuid' is not a UUID",
         ),
         (
-            f"clerk_user_id,workos_user_id,org_id\nc1,,{uuid.uuid4()}\n",
+            f"clerk_user_id,workos_user_id,org_id\nc1,,{ORG_1}\n",
             ":2: empty workos_user_id",
         ),
         (
-            f"clerk_user_id,workos_user_id,org_id\nc1,u1,{uuid.uuid4()}\nc1,u2,{uuid.uuid4()}\n",
+            f"clerk_user_id,workos_user_id,org_id\nc1,u1,{ORG_1}\nc1,u2,{ORG_2}\n",
             ":3: c1 is mapped twice",
         ),
     ],

@@ -120,21 +120,10 @@ class RowConverter:
         if subject is None and spec.phi:
             ids = related_ids(row.new_values) + related_ids(row.old_values)
             subject = self.resources.patient_of(ids)
-        webhook = row.ip_address == WEBHOOK_IP
-        identity = self.resolver.resolve(row.clerk_user_id)
-        if isinstance(identity, Unmapped) and not (webhook and found is not None):
-            return self.refuse(row, str(identity))
-        org = found.org_id if found is not None else None
-        if org is None and not isinstance(identity, Unmapped):
-            org = identity.org_id
-        if org is None:
-            where = f"its resource {row.resource_type} {row.resource_id!r} is not in the target"
-            if not isinstance(identity, Unmapped) and identity.workos_user_id != PLACEHOLDER_ACTOR:
-                where += f" and {identity.workos_user_id} belongs to no single organization"
-            placeholder = row.clerk_user_id in PLACEHOLDER_ACTORS
-            kind = "unresolved placeholder actor" if placeholder else "unknown organization"
-            return self.refuse(row, f"{kind}: {row.clerk_user_id!r}: {where}")
-        actor = WEBHOOK_ACTOR if webhook else identity.workos_user_id  # type: ignore[union-attr]
+        who = self._who(row, found)
+        if isinstance(who, Quarantined):
+            return who
+        actor, org = who
         ip = client_hop(row.ip_address)  # garbage such as 'SYSTEM_WEBHOOK' becomes None
         if row.ip_address and normalise_ip(row.ip_address) is None:  # not one plain address
             metadata["legacy_ip"] = row.ip_address
@@ -172,6 +161,25 @@ class RowConverter:
             request_id=None,
             source="imported",
         )
+
+    def _who(self, row: LegacyRow, found: Found | None) -> tuple[str, uuid.UUID] | Quarantined:
+        """(actor, organization): the resource's organization when carelog holds the resource,
+        else the identity's; webhook rows are the webhook's system actor."""
+        webhook = row.ip_address == WEBHOOK_IP
+        identity = self.resolver.resolve(row.clerk_user_id)
+        if isinstance(identity, Unmapped):
+            if not (webhook and found is not None):  # a webhook row needs no user
+                return self.refuse(row, str(identity))
+            return WEBHOOK_ACTOR, found.org_id
+        org = found.org_id if found is not None else identity.org_id
+        if org is None:
+            where = f"its resource {row.resource_type} {row.resource_id!r} is not in the target"
+            if identity.workos_user_id != PLACEHOLDER_ACTOR:
+                where += f" and {identity.workos_user_id} belongs to no single organization"
+            placeholder = row.clerk_user_id in PLACEHOLDER_ACTORS
+            kind = "unresolved placeholder actor" if placeholder else "unknown organization"
+            return self.refuse(row, f"{kind}: {row.clerk_user_id!r}: {where}")
+        return (WEBHOOK_ACTOR if webhook else identity.workos_user_id), org
 
     def _label(
         self, row: LegacyRow, resource_type: str, metadata: dict[str, Any]
