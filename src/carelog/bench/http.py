@@ -11,8 +11,10 @@ loopback load (:mod:`carelog.bench.load`) is driven at each endpoint in turn:
 - ``POST /api/appointments/{id}/records``: an encrypted write audited in its transaction;
 - ``GET /api/audit/events?limit=50``: an owner's first audit page;
 
-then ``/tx`` once more, so drift of the machine's load during the run shows. Every ratio is
-against the mean of the two ``/tx`` runs. Only 2xx answers count as throughput.
+Each endpoint is measured in ``rounds`` slices interleaved with slices of ``/tx`` of the same
+length (``/tx``, endpoint, ``/tx``, endpoint, ...), and its ratio is its successful requests
+over the paired ``/tx`` slices' successful requests: on a shared machine whose load drifts
+during a run, both sides of each ratio see the same drift. Only 2xx answers count.
 """
 
 from __future__ import annotations
@@ -46,6 +48,20 @@ class Endpoint:
     name: str
     target: float | None
     result: LoadResult
+    paired: LoadResult | None = None  # the /tx slices interleaved with this endpoint's
+
+
+def merge(results: list[LoadResult]) -> LoadResult:
+    """Slices of one measurement as one: totals, the median p50 and the worst p99."""
+    p50s = sorted(r.p50_ms for r in results)
+    return LoadResult(
+        sum(r.requests for r in results),
+        sum(r.seconds for r in results),
+        sum(r.errors for r in results),
+        p50s[len(p50s) // 2],
+        max(r.p99_ms for r in results),
+        results[0].generator,
+    )
 
 
 @dataclass
@@ -55,9 +71,12 @@ class HttpBenchReport:
     seconds: float
     endpoints: list[Endpoint] = field(default_factory=list)
 
-    def baseline(self) -> float:
-        runs = [e.result.ok_rate for e in self.endpoints if e.name.startswith("baseline /tx")]
-        return sum(runs) / len(runs) if runs else float("nan")
+    def ratio(self, endpoint: Endpoint) -> float:
+        """Against the /tx slices interleaved with this endpoint's (1.0 for /tx itself)."""
+        if endpoint.paired is None:
+            return 1.0
+        base = endpoint.paired.ok_rate
+        return endpoint.result.ok_rate / base if base > 0 else float("nan")
 
 
 def _free_port() -> int:
@@ -164,6 +183,7 @@ def run_http_bench(
     *,
     seconds: float = 10.0,
     connections: int = 32,
+    rounds: int = 3,
     load: str = "auto",
     database_url: str | None = None,
     echo: Callable[[str], None] = print,
@@ -195,23 +215,28 @@ def run_http_bench(
             ]
             with _process(baseline, env, workdir / "baseline.log", f"{base}/tx"):
                 report = HttpBenchReport(chosen, connections, seconds)
-                _drive_all(report, api, base, access, echo)
+                _drive_all(report, api, base, access, rounds, echo)
         return report
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _drive_all(
-    report: HttpBenchReport, api: str, base: str, access: DemoAccess, echo: Callable[[str], None]
+    report: HttpBenchReport,
+    api: str,
+    base: str,
+    access: DemoAccess,
+    rounds: int,
+    echo: Callable[[str], None],
 ) -> None:
     expert = {"Authorization": f"Bearer {access.expert_token}"}
     owner = {"Authorization": f"Bearer {access.owner_token}"}
     records = f"{api}/api/appointments/{access.meeting}/records"
     body = json.dumps({"content": "Follow-up: knee pain improving; continue exercises."}).encode()
     ready = httpx.get(f"{api}/ready", timeout=10).status_code == 200
+    tx = Request("GET", f"{base}/tx")
     plan: list[tuple[str, float | None, Request]] = [
         ("baseline /hello", None, Request("GET", f"{base}/hello")),
-        ("baseline /tx (set_config + SELECT 1)", None, Request("GET", f"{base}/tx")),
         ("GET /health", TARGET_HEALTH, Request("GET", f"{api}/health")),
         *([("GET /ready", None, Request("GET", f"{api}/ready"))] if ready else []),
         ("GET records (PHI read, audited)", TARGET_AUDITED, Request("GET", records, expert)),
@@ -225,18 +250,27 @@ def _drive_all(
             TARGET_AUDITED,
             Request("GET", f"{api}/api/audit/events?limit=50", owner),
         ),
-        ("baseline /tx again (drift check)", None, Request("GET", f"{base}/tx")),
     ]
+    c, piece = report.connections, max(1.0, report.seconds / rounds)
+    drive(tx, c, 1.0, report.generator)  # warm-up: pools, caches
+    all_tx: list[LoadResult] = []
     for name, target, req in plan:
-        drive(req, report.connections, 1.0, report.generator)  # warm-up: pools, caches
-        echo(f"{name}: {report.connections} connections, {report.seconds:.0f} s")
-        result = drive(req, report.connections, report.seconds, report.generator)
-        report.endpoints.append(Endpoint(name, target, result))
+        drive(req, c, 1.0, report.generator)
+        echo(f"{name}: {c} connections, {rounds} x {piece:.0f} s interleaved with /tx")
+        mine: list[LoadResult] = []
+        paired: list[LoadResult] = []
+        for _ in range(rounds):
+            paired.append(drive(tx, c, piece, report.generator))
+            mine.append(drive(req, c, piece, report.generator))
+        all_tx.extend(paired)
+        report.endpoints.append(Endpoint(name, target, merge(mine), merge(paired)))
+    report.endpoints.insert(
+        0, Endpoint("baseline /tx (set_config + SELECT 1)", None, merge(all_tx))
+    )
 
 
 def as_rows(report: HttpBenchReport) -> list[dict[str, Any]]:
     """Plain rows for printing: name, req/s, p50, p99, errors, ratio, target."""
-    base = report.baseline()
     return [
         {
             "name": e.name,
@@ -244,7 +278,8 @@ def as_rows(report: HttpBenchReport) -> list[dict[str, Any]]:
             "p50": e.result.p50_ms,
             "p99": e.result.p99_ms,
             "errors": e.result.errors,
-            "ratio": e.result.ok_rate / base if base > 0 else float("nan"),
+            "ratio": report.ratio(e),
+            "paired": None if e.paired is None else e.paired.ok_rate,
             "target": e.target,
         }
         for e in report.endpoints

@@ -236,6 +236,9 @@ def query(
 def http(
     seconds: Annotated[float, typer.Option("--seconds", min=1, help="Load per endpoint.")] = 10,
     connections: Annotated[int, typer.Option("--connections", min=1, max=256)] = 32,
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=1, help="Slices per endpoint, interleaved with /tx.")
+    ] = 3,
     load: Annotated[
         str, typer.Option("--load", help="auto (wrk when installed), wrk or python.")
     ] = "auto",
@@ -247,15 +250,25 @@ def http(
     report = run_http_bench(
         seconds=seconds,
         connections=connections,
+        rounds=rounds,
         load=load,
         database_url=database_url,
         echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
     )
     table = Table(
         title=f"carelog bench http: {connections} connections, {seconds:.0f} s each, "
-        f"load by {report.generator} (ratios to the mean of the two /tx runs)"
+        f"load by {report.generator} (each ratio against the /tx slices interleaved with it)"
     )
-    for column in ("endpoint", "req/s", "p50 ms", "p99 ms", "errors", "x /tx", "target"):
+    for column in (
+        "endpoint",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "paired /tx",
+        "x /tx",
+        "target",
+    ):
         table.add_column(column, justify="left" if column == "endpoint" else "right")
     for row in as_rows(report):
         target = row["target"]
@@ -266,6 +279,7 @@ def http(
             _ms(row["p50"]),
             _ms(row["p99"]),
             str(row["errors"]),
+            "-" if row["paired"] is None else f"{row['paired']:,.0f}",
             f"{row['ratio']:.2f}",
             verdict,
         )
