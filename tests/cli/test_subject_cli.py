@@ -100,3 +100,26 @@ def test_erase_accounting_and_export_from_the_cli(
     actions = {e["action"] for e in json.loads(as_json.output)["access"]}
     assert {"SUBJECT_ERASED", "SUBJECT_DATA_EXPORTED"} <= actions
     assert invoke("resume", "--org", org).exit_code == 0
+
+
+def test_backfill_names_subjects_of_meetings_booked_before_0009(
+    world: World, invoke: Any, fresh_db: Database
+) -> None:
+    with fresh_db.sync_engine("admin").begin() as conn:
+        conn.execute(
+            sa.text("update meetings set data_subject_id = null where org_id = :o"),
+            {"o": world.a.org_id},
+        )
+    done = invoke("backfill", "--org", str(world.a.org_id))
+    assert done.exit_code == 0, done.output
+    with fresh_db.sync_engine("admin").connect() as conn:
+        subjects = (
+            conn.execute(
+                sa.text("select data_subject_id from meetings where org_id = :o"),
+                {"o": world.a.org_id},
+            )
+            .scalars()
+            .all()
+        )
+    assert subjects and all(s and s.startswith("subj_") for s in subjects)
+    assert invoke("backfill", "--org", str(world.a.org_id)).output.startswith("0 meeting")

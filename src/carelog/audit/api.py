@@ -14,6 +14,7 @@ audit context. Where the event goes depends on what it describes:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -33,6 +34,8 @@ from carelog.audit.writer import AuditWriter
 from carelog.core.errors import ConfigurationError
 from carelog.db.schema import AuditLog
 from carelog.db.session import current_unit
+
+_log = logging.getLogger("carelog.audit")
 
 
 @dataclass
@@ -60,7 +63,13 @@ class AuditService:
             return None  # without an org, build_event explains the missing context
         if not (self.masker.has_personal(changes) or self.masker.has_personal(metadata)):
             return None
-        key = await self.subject_keys.get(org_id, str(data_subject))
+        try:
+            key = await self.subject_keys.get(org_id, str(data_subject))
+        except ConfigurationError:
+            raise  # a missing key-encryption key is a deployment error, loudly
+        except Exception:  # never a storage error: the values are then masked, not sealed
+            _log.warning("subject key unavailable; personal values masked instead of sealed")
+            return None
         return ERASED if key is None else key
 
     async def start(self) -> None:

@@ -32,7 +32,7 @@ from carelog.platform.subjects.accounting import (
     record_disclosure,
 )
 from carelog.platform.subjects.export import export_subject
-from carelog.platform.subjects.identity import SubjectDirectory
+from carelog.platform.subjects.identity import SubjectDirectory, backfill_meetings
 from carelog.runtime import running as runtime_running
 
 app = typer.Typer(help="Data subjects: erasure, accounting of disclosures, export.")
@@ -121,6 +121,21 @@ def resume(org: OrgOption) -> None:
     for e in done:
         out.print(f"erasure {e.id}: subject {e.subject_id} {e.status}", highlight=False)
     out.print(f"{len(done)} pending erasure(s) handled", highlight=False)
+
+
+@app.command()
+def backfill(org: OrgOption) -> None:
+    """Name the data subject of meetings booked before migration 0009 (from their e-mail)."""
+    org_id = parse_org_id(org)
+
+    async def work(db: Database) -> int:
+        async with (
+            running(db) as (scopes, directory, _service),
+            scopes.system_scope(CLI_ACTOR, org_id) as session,
+        ):
+            return await backfill_meetings(session, directory, org_id)
+
+    out.print(f"{run(work)} meeting(s) now name their data subject", highlight=False)
 
 
 @app.command("destroy-due")

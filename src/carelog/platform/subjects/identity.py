@@ -161,3 +161,30 @@ def create_subject_directory(settings: Settings) -> SubjectDirectory:
     workos_mode = auth_mode(settings) == "workos" and workos.api_key is not None
     guests = WorkOSGuestUsers(workos) if workos_mode else None
     return SubjectDirectory(token_key, guests)
+
+
+async def backfill_meetings(
+    session: AsyncSession, directory: SubjectDirectory, org_id: uuid.UUID
+) -> int:
+    """Give meetings booked before subjects existed (migration 0009) their subject.
+
+    Anonymous bookings had no subject id; their e-mail is still in the meeting, so the subject
+    is resolved exactly as a new booking would be. Audit events written back then keep their
+    empty ``data_subject_id``: rewriting them would break their leaves (docs/erasure.md).
+    """
+    rows = (
+        await session.execute(
+            sa.text(
+                "select id, guest_email, guest_name from meetings where org_id = :o"
+                " and data_subject_id is null for update"
+            ),
+            {"o": org_id},
+        )
+    ).all()
+    for r in rows:
+        subject = await directory.resolve(session, org_id, r.guest_email, r.guest_name)
+        await session.execute(
+            sa.text("update meetings set data_subject_id = :s where org_id = :o and id = :i"),
+            {"s": subject, "o": org_id, "i": r.id},
+        )
+    return len(rows)
