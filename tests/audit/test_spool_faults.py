@@ -20,7 +20,6 @@ from pathlib import Path
 import orjson
 import psycopg
 import pytest
-from fault_env import Env, env, own_pg, report, wait_replayed
 
 from carelog.audit import AuditUnavailableError, audit_context, configure_audit, log_audit_event
 from carelog.audit.api import AuditService
@@ -29,6 +28,7 @@ from carelog.audit.redrive import redrive
 from carelog.audit.spool import Spool, encode_body
 from carelog.audit.writer import AuditWriter
 from carelog.platform.audit_catalog import build_catalog
+from fault_env import Env, env, own_pg, report, wait_replayed
 
 __all__ = ["env", "own_pg"]  # fixtures used by the tests below
 

@@ -5,6 +5,7 @@ CARELOG_TEST_DATABASE_URL is set). Import the fixtures into a test module to use
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 import warnings
@@ -110,18 +111,31 @@ class Env:
         return int(found[0]), int(dups[0])
 
 
-@pytest.fixture
-def env(own_pg: OwnServer, tmp_path: Path) -> Iterator[Env]:
+@contextlib.contextmanager
+def _own_database(own_pg: OwnServer) -> Iterator[Database]:
     if not own_pg.running():
         own_pg.start()
     name = own_pg.server.create_database(template=own_pg.template)
     db = own_pg.server.database(name)
-    world = build_world(db.sync_engine("admin"))
-    yield Env(own_pg, db, world, tmp_path)
+    yield db
     db.close()
     if not own_pg.running():
         own_pg.start()
     own_pg.server.drop_database(name)
+
+
+@pytest.fixture
+def env(own_pg: OwnServer, tmp_path: Path) -> Iterator[Env]:
+    with _own_database(own_pg) as db:
+        yield Env(own_pg, db, build_world(db.sync_engine("admin")), tmp_path)
+
+
+@pytest.fixture
+def own_db(own_pg: OwnServer) -> Iterator[Database]:
+    """A fresh migrated database on our own server, without the test world (for harnesses
+    that build it themselves)."""
+    with _own_database(own_pg) as db:
+        yield db
 
 
 async def wait_replayed(writer: AuditWriter, limit: float = 20.0) -> None:
