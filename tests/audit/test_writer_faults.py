@@ -21,7 +21,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fault_env import Env, env, own_pg, report, wait_replayed
 
 from carelog.audit import AuditUnavailableError, audit_context, configure_audit, log_audit_event
 from carelog.audit.api import AuditService
@@ -30,6 +29,7 @@ from carelog.audit.setup import create_audit_service
 from carelog.audit.spool import Spool
 from carelog.audit.writer import AuditWriter
 from carelog.platform.audit_catalog import build_catalog
+from fault_env import Env, env, own_pg, report, wait_replayed
 
 __all__ = ["env", "own_pg"]  # fixtures used by the tests below
 

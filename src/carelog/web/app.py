@@ -8,6 +8,7 @@ its services come from the runtime it is given (``app.state.runtime``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -57,6 +58,8 @@ def create_app(runtime: Runtime, *, sealer: bool = False) -> FastAPI:
         degraded (spooling, refusing, quarantined lines): restarting would not help, but the
         status says so instead of ``ok``."""
         audit = runtime.audit.writer.health()
+        if runtime.leadership is not None:  # which worker answered, and whether it leads
+            audit = {**audit, "leader": runtime.leadership.is_leader, "pid": os.getpid()}
         return {"status": _status(audit), "version": __version__, "audit": audit}
 
     @app.get("/ready", tags=["ops"], summary="Readiness: the runtime role can run a query")
