@@ -127,7 +127,15 @@ def up(
                 os.environ["CARELOG_DATABASE_URL"] = db.admin_url.render_as_string(
                     hide_password=False
                 )
-                config = uvicorn.Config(WORKER_APP, factory=True, workers=workers, log_level="info")
+                config = uvicorn.Config(
+                    WORKER_APP,
+                    factory=True,
+                    workers=workers,
+                    log_level="info",
+                    # a worker importing the app on a busy machine is slow to answer its first
+                    # health ping; uvicorn's 5 s default killed and restarted them in a loop
+                    timeout_worker_healthcheck=60,
+                )
                 Multiprocess(config, sockets=[sock]).run()
             out.print("stopped")
     finally:
