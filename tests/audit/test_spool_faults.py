@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -201,6 +203,18 @@ async def test_corrupted_line_is_quarantined_not_dropped(
     critical = [r for r in caplog.records if r.levelno == logging.CRITICAL]
     assert any(path.name in r.getMessage() and "line 3" in r.getMessage() for r in critical)
     assert not path.exists()  # replayed; its unreadable line lives on in the quarantine
+
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "carelog.cli.main", "audit", "spool", "status", "--json"],
+        env={**os.environ, "CARELOG_AUDIT_SPOOL_DIR": str(spool_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 1, cli.stdout + cli.stderr  # something needs an operator
+    (shown,) = json.loads(cli.stdout)["quarantined"]
+    assert (shown["file"], shown["line"], shown["kind"]) == (path.name, 3, "unreadable")
 
 
 async def test_line_refused_by_postgres_is_quarantined_and_replay_continues(

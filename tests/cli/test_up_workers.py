@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-
 from test_up_lifecycle import data_dir, env_for, free_port, gone, start, stop, wait_healthy
 
 __all__ = ["data_dir"]
