@@ -29,6 +29,7 @@ from carelog.audit.leader import Leadership, leader_duties
 from carelog.audit.setup import create_audit_service
 from carelog.audit.streams.config import Destination, destinations_from_settings
 from carelog.core.settings import Settings
+from carelog.db.conninfo import libpq_conninfo
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
 from carelog.platform.audit_catalog import build_catalog
@@ -122,8 +123,7 @@ class Runtime:
                 if sealer:
                     # Several processes (carelog up --workers N) compete for one advisory lock;
                     # only its holder seals and streams (carelog.audit.leader).
-                    system = self.database.system_url.set(drivername="postgresql")
-                    conninfo = system.render_as_string(hide_password=False)
+                    conninfo = libpq_conninfo(self.database.system_url)
                     async with leader_duties(conninfo, self._lead) as leadership:
                         self.leadership = leadership
                         try:

@@ -10,6 +10,7 @@ from carelog.audit.events import Masker
 from carelog.audit.spool import Spool
 from carelog.audit.writer import AuditWriter
 from carelog.core.secrets import load_secret
+from carelog.db.conninfo import libpq_conninfo
 from carelog.db.engine import Database
 
 
@@ -17,9 +18,7 @@ def create_audit_service(
     database: Database, catalog: AuditCatalog, *, spool_dir: Path | None = None
 ) -> AuditService:
     key = load_secret(database.settings, "audit_mask_key", "audit-mask-key")
-    conninfo = database.writer_url.set(drivername="postgresql").render_as_string(
-        hide_password=False
-    )
+    conninfo = libpq_conninfo(database.writer_url)
     writer = AuditWriter(conninfo, Spool(spool_dir or database.settings.spool_dir))
     return AuditService(
         catalog=catalog, masker=Masker(key, catalog.sensitive_fields), writer=writer
