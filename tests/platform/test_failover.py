@@ -33,6 +33,7 @@ from carelog.core.settings import Settings
 from carelog.db import migrate
 from carelog.db.engine import Database
 from dbtools import TestServer
+from fault_env import wait_replayed
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
@@ -256,9 +257,7 @@ async def test_kill_9_the_primary_and_promote_the_standby(
             await asyncio.sleep(5.0)
             stop.set()
             await asyncio.gather(*tasks)
-            end = time.monotonic() + 30
-            while time.monotonic() < end and (writer.stats.circuit_open or writer.spool.pending()):
-                await asyncio.sleep(0.2)
+            await wait_replayed(writer, limit=30)
             final = await api.client.get(
                 f"/api/appointments/{meeting}/records", headers=api.auth(a.expert, a.org_id)
             )
