@@ -74,7 +74,7 @@ def service_for(env: Env, spool: Spool, **kw: float) -> AuditService:
 
 
 async def test_disk_full_mid_stream_never_acknowledges_from_memory_nor_corrupts(
-    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """PostgreSQL stopped, the spool's disk fills up mid-stream, then frees up again: every
     acknowledged event is stored exactly once; calls that found the disk full failed (they
@@ -134,6 +134,8 @@ async def test_disk_full_mid_stream_never_acknowledges_from_memory_nor_corrupts(
     assert stored == len(acked)
     assert duplicated == 0
     assert quarantined == 0
+    spool_logs = [r.getMessage() for r in caplog.records if "spool append failed" in r.getMessage()]
+    assert len(spool_logs) >= 1 and all("ENOSPC" in m for m in spool_logs), spool_logs
 
 
 def _line(row: dict[str, object]) -> bytes:
