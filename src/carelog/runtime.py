@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 from carelog.audit.api import AuditService, installed_audit
 from carelog.audit.catalog import AuditCatalog
 from carelog.audit.context import TrustedProxies
+from carelog.audit.leader import Leadership, leader_duties
 from carelog.audit.setup import create_audit_service
 from carelog.audit.streams.config import Destination, destinations_from_settings
 from carelog.core.settings import Settings
+from carelog.db.conninfo import libpq_conninfo
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
 from carelog.platform.audit_catalog import build_catalog
@@ -67,6 +69,7 @@ class Runtime:
         self.catalog = catalog or (audit.catalog if audit is not None else build_catalog())
         self.audit = audit or create_audit_service(self.database, self.catalog, spool_dir=spool_dir)
         self.sealer: Sealer | None = None  # set while a background sealer runs
+        self.leadership: Leadership | None = None  # set while competing for the leader lock
         # The last on-demand verification per organization (what the viewer shows).
         self.verifications: dict[uuid.UUID, dict[str, Any]] = {}
         # Parts given by the caller win over the ones built from settings on first use.
@@ -129,21 +132,42 @@ class Runtime:
             await self.audit.start()
             try:
                 if sealer:
-                    from carelog.audit.integrity.sealer import Sealer, start_sealer
-
-                    self.sealer = Sealer(self.scopes, self.signing_keyring)
-                    task = start_sealer(self.sealer, self.settings.audit_seal_interval)
-                    try:
-                        yield self
-                    finally:
-                        task.cancel()
-                        await _settled(task)
-                        self.sealer = None
+                    # Several processes (carelog up --workers N) compete for one advisory lock;
+                    # only its holder seals and streams (carelog.audit.leader).
+                    conninfo = libpq_conninfo(self.database.system_url)
+                    async with leader_duties(conninfo, self._lead) as leadership:
+                        self.leadership = leadership
+                        try:
+                            yield self
+                        finally:
+                            self.leadership = None
                 else:
                     yield self
             finally:
                 await self.audit.stop()
                 await self.database.dispose()
+
+    @asynccontextmanager
+    async def _lead(self) -> AsyncIterator[None]:
+        """The leader's duties: the sealer, and the audit streams when destinations are set."""
+        from carelog.audit.integrity.sealer import Sealer, start_sealer
+
+        self.sealer = Sealer(self.scopes, self.signing_keyring)
+        task = start_sealer(self.sealer, self.settings.audit_seal_interval)
+        runner = None
+        try:
+            if self.stream_destinations:
+                from carelog.audit.streams.runner import StreamRunner
+
+                runner = StreamRunner(self.database, self.stream_destinations)
+                await runner.start()
+            yield
+        finally:
+            if runner is not None:
+                await runner.stop()
+            task.cancel()
+            await _settled(task)
+            self.sealer = None
 
     def close(self) -> None:
         """Release the database (stops the embedded server this process started)."""

@@ -13,19 +13,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-import warnings
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from carelog.audit import AuditUnavailableError, audit_context, configure_audit, log_audit_event
 from carelog.audit.api import AuditService
@@ -33,115 +28,14 @@ from carelog.audit.events import Masker
 from carelog.audit.setup import create_audit_service
 from carelog.audit.spool import Spool
 from carelog.audit.writer import AuditWriter
-from carelog.db.engine import Database
 from carelog.platform.audit_catalog import build_catalog
-from dbtools import TestServer
-from world import World, build_world
+from fault_env import Env, env, own_pg, report, wait_replayed
+
+__all__ = ["env", "own_pg"]  # fixtures used by the tests below
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 CHILD = Path(__file__).with_name("fault_child.py")
-
-
-# --------------------------------------------------------------------------- our own server
-@dataclass
-class OwnServer:
-    server: TestServer
-    handle: Any
-    socket_dir: str
-    template: str
-
-    def pg_ctl(self, *args: str) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from pgserver import _commands
-
-        _commands.pg_ctl(  # type: ignore[attr-defined]
-            list(args), pgdata=self.handle.pgdata, user=self.handle.system_user, timeout=60
-        )
-
-    def stop(self) -> None:
-        self.pg_ctl("-w", "-m", "fast", "stop")
-
-    def start(self) -> None:
-        self.pg_ctl(
-            "-w",
-            "-o",
-            '-h ""',
-            "-o",
-            f"-k {self.socket_dir}",
-            "-l",
-            str(self.handle.log),
-            "start",
-        )
-
-    def running(self) -> bool:
-        try:
-            with psycopg.connect(
-                self.server.admin_url.set(drivername="postgresql").render_as_string(
-                    hide_password=False
-                ),
-                connect_timeout=2,
-            ):
-                return True
-        except psycopg.OperationalError:
-            return False
-
-
-@pytest.fixture(scope="module")
-def own_pg() -> Iterator[OwnServer]:
-    tmpdir = tempfile.mkdtemp(prefix="carelog-fault-pg-")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-
-        handle = pgserver.get_server(tmpdir, cleanup_mode="stop")
-    url = make_url(handle.get_uri()).set(drivername="postgresql+psycopg")
-    server = TestServer(url, kind="embedded", handle=handle, tmpdir=tmpdir)
-    socket_dir = str(handle.get_postmaster_info().socket_dir)
-    own = OwnServer(server, handle, socket_dir, server.migrated_template())
-    yield own
-    if not own.running():
-        own.start()
-    server.stop()
-
-
-@dataclass
-class Env:
-    own: OwnServer
-    db: Database
-    world: World
-    tmp: Path
-
-    def admin_conninfo(self) -> str:
-        return self.db.admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    def stored(self, ids: set[str]) -> tuple[int, int]:
-        """(how many of ``ids`` are stored, how many ids appear more than once in the table)."""
-        with psycopg.connect(self.admin_conninfo()) as conn:
-            found = conn.execute(
-                "SELECT count(DISTINCT id) FROM audit_logs WHERE id = ANY(%s::uuid[])",
-                (list(ids),),
-            ).fetchone()
-            dups = conn.execute(
-                "SELECT count(*) FROM (SELECT id FROM audit_logs GROUP BY id HAVING count(*) > 1) d"
-            ).fetchone()
-        assert found is not None and dups is not None
-        return int(found[0]), int(dups[0])
-
-
-@pytest.fixture
-def env(own_pg: OwnServer, tmp_path: Path) -> Iterator[Env]:
-    if not own_pg.running():
-        own_pg.start()
-    name = own_pg.server.create_database(template=own_pg.template)
-    db = own_pg.server.database(name)
-    world = build_world(db.sync_engine("admin"))
-    yield Env(own_pg, db, world, tmp_path)
-    db.close()
-    if not own_pg.running():
-        own_pg.start()
-    own_pg.server.drop_database(name)
 
 
 @pytest.fixture
@@ -153,25 +47,6 @@ async def service(env: Env) -> AsyncIterator[AuditService]:
     await svc.stop()
     configure_audit(None)
     await env.db.dispose()
-
-
-async def wait_replayed(writer: AuditWriter, limit: float = 20.0) -> None:
-    """Until the circuit is closed and no spool file is left (the spool has been replayed)."""
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if (
-            not writer.stats.circuit_open
-            and not writer.spool.pending()
-            and writer.spool.current is None
-        ):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the writer did not replay its spool: {writer.stats.as_dict()}")
-
-
-def report(capsys: pytest.CaptureFixture[str], title: str, **counts: object) -> None:
-    with capsys.disabled():
-        print(f"\n[fault] {title}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
 # --------------------------------------------------------------------------- the tests
@@ -386,11 +261,12 @@ async def test_slow_database_spools_within_the_deadline(
     assert duplicated == 0
 
 
-async def test_fail_closed_when_database_and_spool_are_both_gone(
+async def test_every_action_refused_when_database_and_spool_are_both_gone(
     env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Database down and the spool unwritable (its directory replaced by a file: chmod does
-    not stop root): a fail-closed read is refused, an ordinary event is not."""
+    not stop root): nothing can be made durable, so every call fails, fail-closed or not;
+    no event is acknowledged from memory."""
     a = env.world.a
     spool_dir = env.tmp / "broken-spool"
     spool = Spool(spool_dir)
@@ -414,17 +290,20 @@ async def test_fail_closed_when_database_and_spool_are_both_gone(
                     str(uuid.uuid4()),
                     data_subject=a.patient,
                 )
-            await log_audit_event("PROFILE_VIEWED", "profile", "p1")  # does not raise
+            with pytest.raises(AuditUnavailableError):
+                await log_audit_event("PROFILE_VIEWED", "profile", "p1")
         stats = writer.stats
         report(
             capsys,
             "database and spool unavailable",
+            acknowledged=0,
+            refused=stats.refused,
             refused_fail_closed=stats.refused_fail_closed,
-            held_in_memory=stats.held_in_memory,
             spool_failures=stats.spool_failures,
         )
-        assert stats.refused_fail_closed == 1
-        assert stats.held_in_memory == 1
+        assert stats.refused == 2 and stats.refused_fail_closed == 1
+        assert writer.health()["state"] == "refusing"
+        assert "held_in_memory" not in stats.as_dict()
     finally:
         await service.stop()
         configure_audit(None)

@@ -27,7 +27,7 @@ from sqlalchemy import insert, null
 
 from carelog.audit.catalog import AuditCatalog, Outcome
 from carelog.audit.context import current_context, snapshot
-from carelog.audit.errors import AuditInputError, AuditUnavailableError
+from carelog.audit.errors import AuditInputError
 from carelog.audit.events import ERASED, AuditEvent, Masker, build_event
 from carelog.audit.subject_keys import SubjectKeyStore
 from carelog.audit.writer import AuditWriter
@@ -128,8 +128,9 @@ async def log_audit_event(
     """Record one event. Returns it once it is stored (or bound to the caller's transaction).
 
     Raises ``AuditInputError`` for a malformed event (unknown action, oversized metadata...),
-    ``MissingAuditContextError`` without a context, and ``AuditUnavailableError`` only for a
-    fail-closed action whose event could be made durable nowhere. Never a storage error.
+    ``MissingAuditContextError`` without a context, and ``AuditUnavailableError`` when the
+    event could be made durable nowhere (neither committed nor fsync'd to the spool): an event
+    is never acknowledged from memory, so the action fails instead. Never a storage error.
     """
     service = audit_service()
     subject_key = (
@@ -154,12 +155,7 @@ async def log_audit_event(
     if unit is not None and outcome == "success" and not spec.is_read:
         await unit.execute(insert(AuditLog), [_orm_row(event)])
         return event
-    fail_closed = spec.fail_closed
-    try:  # _submit, inlined: one coroutine frame less on the hot path
-        await service.writer.submit(event, fail_closed=fail_closed)
-    except AuditUnavailableError:
-        if fail_closed:
-            raise
+    await service.writer.submit(event, fail_closed=spec.fail_closed)
     return event
 
 
@@ -205,7 +201,7 @@ def log_audit_event_sync(
         subject_key=subject_key,
     )
     future: Future[None] = asyncio.run_coroutine_threadsafe(
-        _submit(service.writer, event, spec.fail_closed), loop
+        service.writer.submit(event, fail_closed=spec.fail_closed), loop
     )
     future.result()
     return event
@@ -214,14 +210,6 @@ def log_audit_event_sync(
 def _org_of_context() -> uuid.UUID | None:
     ctx = snapshot()
     return None if ctx is None else ctx.org_id
-
-
-async def _submit(writer: AuditWriter, event: AuditEvent, fail_closed: bool) -> None:
-    try:
-        await writer.submit(event, fail_closed=fail_closed)
-    except AuditUnavailableError:
-        if fail_closed:
-            raise
 
 
 def _orm_row(event: AuditEvent) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from carelog.audit.spool import Spool
 from carelog.audit.subject_keys import KekRing, SubjectKeyStore
 from carelog.audit.writer import AuditWriter
 from carelog.core.secrets import load_secret
+from carelog.db.conninfo import libpq_conninfo
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
 
@@ -23,9 +24,7 @@ def create_audit_service(
     keks: KekRing | None = None,
 ) -> AuditService:
     key = load_secret(database.settings, "audit_mask_key", "audit-mask-key")
-    conninfo = database.writer_url.set(drivername="postgresql").render_as_string(
-        hide_password=False
-    )
+    conninfo = libpq_conninfo(database.writer_url)
     writer = AuditWriter(conninfo, Spool(spool_dir or database.settings.spool_dir))
     store = SubjectKeyStore(Scopes(database), keks or KekRing.from_settings(database.settings))
     return AuditService(

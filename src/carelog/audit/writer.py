@@ -19,29 +19,38 @@ groups. Each insert is a single statement on an autocommit connection, i.e. one 
 ``synchronous_commit`` on, the WAL flush), so acknowledging then is acknowledging after commit.
 
 When a batch cannot be committed in time, the writer opens its circuit: batches go straight to
-the spool while a probe waits for the database; then the spool is replayed in order and the
-circuit closes. Storage errors never reach callers; they are counted and logged without event
-contents. Only fail-closed events are refused (``AuditUnavailableError``), and only when neither
-the database nor the spool could take them.
+the spool while a probe waits for the database; then the spool is replayed in order
+(:mod:`carelog.audit.recovery`: a line the database refuses is quarantined, not retried forever)
+and the circuit closes. An event is acknowledged only once it is committed or fsync'd: when
+neither is possible every caller of the batch gets ``AuditUnavailableError`` (the web layer
+answers 503), nothing is held in memory and called a success. Storage errors are counted and
+logged with their cause (errno, SQLSTATE), once per change of state, never with event contents.
+
+Several processes may share one spool directory (``carelog up --workers N``): each appends to a
+file of its own, and every ``orphan_interval`` a writer with a closed circuit looks for files no
+live process holds (a worker killed with ``kill -9``) and replays them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import psycopg
 
+from carelog.audit.batching import Group, GroupFuture, WriterStats, health_of
 from carelog.audit.errors import AuditUnavailableError
 from carelog.audit.events import AuditEvent
-from carelog.audit.spool import Spool
+from carelog.audit.lanes import LaneConnections
+from carelog.audit.recovery import describe_db_error, replay_spool
+from carelog.audit.spool import Spool, describe_os_error
+
+__all__ = ["COLUMNS", "INSERT_SQL", "AuditWriter", "WriterStats", "document", "to_wire", "wire_of"]
 
 log = logging.getLogger("carelog.audit.writer")
 
@@ -118,10 +127,6 @@ def to_wire(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def columns_of(rows: Sequence[dict[str, Any]]) -> list[list[str | None]]:
-    return [[row[name] for row in rows] for name, _ in COLUMNS]
-
-
 def document(rows: Sequence[dict[str, Any]]) -> str:
     """The batch as one JSON array for ``json_to_recordset``; the JSON columns are embedded
     as JSON: serialised ones (the :func:`to_wire` format, older spool lines) as fragments,
@@ -138,47 +143,6 @@ def document(rows: Sequence[dict[str, Any]]) -> str:
     return orjson.dumps(out).decode()
 
 
-@dataclass
-class WriterStats:
-    """Counters for operators; no event content ever goes here or into logs."""
-
-    submitted: int = 0
-    committed: int = 0
-    spooled: int = 0
-    replayed: int = 0
-    batches: int = 0
-    db_failures: int = 0
-    spool_failures: int = 0
-    refused_fail_closed: int = 0
-    held_in_memory: int = 0
-    circuit_open: bool = False
-    last_error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-class _GroupFuture(asyncio.Future[bool]):
-    """Shared by the producers of one group: its result says whether the group's fail-closed
-    events were refused. It cannot be cancelled: cancelling one waiting producer must not
-    cancel the others' wait. (``Task.cancel`` then marks the producer's task instead, and the
-    ``CancelledError`` is delivered when the group is resolved, within the write deadline.)"""
-
-    def cancel(self, msg: Any | None = None) -> bool:
-        return False
-
-
-class _Group:
-    """Events that share one future; taken by a lane as a whole."""
-
-    __slots__ = ("closed", "future", "wires")
-
-    def __init__(self, future: asyncio.Future[bool]) -> None:
-        self.wires: list[bytes] = []
-        self.closed: list[int] = []  # positions of fail-closed events (rare)
-        self.future = future
-
-
 class AuditWriter:
     """One per process. ``start()`` inside the event loop that will call ``submit``."""
 
@@ -193,6 +157,7 @@ class AuditWriter:
         probe_interval: float = 0.5,
         connect_timeout: float = 2.0,
         lanes: int = LANES,
+        orphan_interval: float = 5.0,
     ) -> None:
         self.conninfo = conninfo
         self.spool = spool
@@ -202,9 +167,10 @@ class AuditWriter:
         self.probe_interval = probe_interval
         self.connect_timeout = connect_timeout
         self.lanes = max(1, lanes)
+        self.orphan_interval = orphan_interval
         self.stats = WriterStats()
-        self._groups: deque[_Group] = deque()  # waiting to be taken by a lane
-        self._open: _Group | None = None  # the last group, still accepting events
+        self._groups: deque[Group] = deque()  # waiting to be taken by a lane
+        self._open: Group | None = None  # the last group, still accepting events
         self._group_size = max(1, min(GROUP_SIZE, max_batch))
         self._waiting = 0  # events in self._groups
         self._arrived: asyncio.Event | None = None  # set when _groups becomes non-empty
@@ -212,9 +178,9 @@ class AuditWriter:
         self._outstanding = 0  # submitted and not yet resolved
         self._storage_lock: asyncio.Lock | None = None  # spool appends and recovery
         self._tasks: list[asyncio.Task[None]] = []
-        self._conns: list[psycopg.AsyncConnection[Any] | None] = [None] * self.lanes
-        self._memory: list[bytes] = []  # wire bodies, when neither database nor spool took them
+        self._db = LaneConnections(conninfo, self.lanes, connect_timeout)
         self._next_probe = 0.0
+        self._next_orphan_scan = 0.0
         self._stopping = False
         self._busy = 0  # lanes persisting a batch
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -250,13 +216,16 @@ class AuditWriter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         self._stopping = False
-        for lane in range(self.lanes):
-            await self._close_conn(lane)
+        await self._db.close_all()
         self.spool.close()
 
     @property
     def running(self) -> bool:
         return any(not task.done() for task in self._tasks)
+
+    def health(self) -> dict[str, Any]:
+        """What ``/health`` reports about the writer (see :func:`health_of`)."""
+        return health_of(self.stats, self.spool.quarantine.count())
 
     # ------------------------------------------------------------------ producers
     async def submit(self, event: AuditEvent, *, fail_closed: bool = False) -> None:
@@ -265,7 +234,7 @@ class AuditWriter:
         wire = wire_of(event)
         group = self._open
         if group is None or len(group.wires) >= self._group_size:
-            group = self._open = _Group(_GroupFuture(loop=self.loop))
+            group = self._open = Group(GroupFuture(loop=self.loop))
             self._groups.append(group)
             if len(self._groups) == 1:
                 self._arrived.set()
@@ -278,16 +247,17 @@ class AuditWriter:
             self._drained.clear()
         self._outstanding += 1
         refused = await group.future
-        if refused and fail_closed:
+        if refused:
             raise AuditUnavailableError(
-                "the audit event could not be made durable; the read was refused",
-                hint="the database and the local spool are both unavailable",
+                "the audit event could not be made durable, so the action was refused",
+                hint="the database and the local audit spool are both unavailable; retry later",
             )
 
     # ------------------------------------------------------------------ the drain lanes
     async def _run(self, lane: int) -> None:
         assert self._storage_lock is not None
         while not self._stopping:
+            self._scan_for_orphans()
             if self.stats.circuit_open and time.monotonic() >= self._next_probe:
                 self._next_probe = time.monotonic() + self.probe_interval
                 if await self._probe(lane):
@@ -307,7 +277,7 @@ class AuditWriter:
                 if self._outstanding == 0 and self._drained is not None:
                     self._drained.set()
 
-    async def _collect(self) -> list[_Group]:
+    async def _collect(self) -> list[Group]:
         """The next batch: waits for a first event, then lets the producers that are already
         running add theirs (at most ``window``). When the other lane is idle and many events
         wait, it takes half, so one half is committed while the other is being built. Groups
@@ -340,7 +310,7 @@ class AuditWriter:
         if self._busy < self.lanes - 1 and waiting >= 2 * SPLIT_AT:
             take = min(take, (waiting + 1) // 2)
         groups = self._groups
-        batch: list[_Group] = []
+        batch: list[Group] = []
         taken = 0
         while groups:
             size = len(groups[0].wires)
@@ -356,7 +326,18 @@ class AuditWriter:
             self._arrived.set()  # the other lane may take the rest at once
         return batch
 
-    async def _persist(self, batch: list[_Group], wires: list[bytes], lane: int) -> None:
+    def _scan_for_orphans(self) -> None:
+        """Open the circuit (replay mode) when another process left spool files behind."""
+        now = time.monotonic()
+        if self.stats.circuit_open or now < self._next_orphan_scan:
+            return
+        self._next_orphan_scan = now + self.orphan_interval
+        if any(self.spool.orphaned(path) for path in self.spool.pending()):
+            log.warning("audit spool files left by another process found, replaying them")
+            self.stats.circuit_open = True
+            self._next_probe = 0.0
+
+    async def _persist(self, batch: list[Group], wires: list[bytes], lane: int) -> None:
         assert self._storage_lock is not None
         self.stats.batches += 1
         if not self.stats.circuit_open and await self._try_insert(wires, lane):
@@ -380,25 +361,32 @@ class AuditWriter:
         self.stats.committed += len(wires)
         return True
 
-    async def _spool(self, batch: list[_Group], wires: list[bytes]) -> None:
+    async def _spool(self, batch: list[Group], wires: list[bytes]) -> None:
         try:
             await asyncio.to_thread(self.spool.append_encoded, wires)
         except OSError as exc:
             self.stats.spool_failures += 1
-            self.stats.last_error = f"spool: {type(exc).__name__}"
-            log.critical("audit spool failed", extra={"error": type(exc).__name__})
-            for group in batch:
-                refused = set(group.closed)
-                self._memory.extend(w for i, w in enumerate(group.wires) if i not in refused)
-                self.stats.refused_fail_closed += len(refused)
-            self.stats.held_in_memory = len(self._memory)
+            self.stats.last_error = f"spool: {describe_os_error(exc)}"
+            if not self.stats.spool_failing:
+                log.critical(
+                    "audit spool append failed in %s: %s; refusing audited actions until the "
+                    "database or the spool is back",
+                    self.spool.directory,
+                    describe_os_error(exc),
+                )
+            self.stats.spool_failing = True
+            self.stats.refused += len(wires)
+            self.stats.refused_fail_closed += sum(len(group.closed) for group in batch)
             self._resolve(batch, True)
             return
+        if self.stats.spool_failing:
+            log.warning("audit spool writable again in %s", self.spool.directory)
+        self.stats.spool_failing = False
         self.stats.spooled += len(wires)
         self._resolve(batch, False)
 
     @staticmethod
-    def _resolve(batch: Sequence[_Group], refused: bool) -> None:
+    def _resolve(batch: Sequence[Group], refused: bool) -> None:
         """Wake the batch's producers; ``refused``: its fail-closed events were not stored."""
         for group in batch:
             if not group.future.done():
@@ -406,36 +394,23 @@ class AuditWriter:
 
     def _open_circuit(self, exc: BaseException) -> None:
         self.stats.db_failures += 1
-        self.stats.last_error = type(exc).__name__
+        self.stats.last_error = describe_db_error(exc)
         if not self.stats.circuit_open:
-            log.error("audit database unavailable, spooling", extra={"error": type(exc).__name__})
+            log.error("audit database unavailable, spooling: %s", self.stats.last_error)
         self.stats.circuit_open = True
 
     # ------------------------------------------------------------------ database
     async def _connection(self, lane: int = 0) -> psycopg.AsyncConnection[Any]:
-        conn = self._conns[lane]
-        if conn is None or conn.closed:
-            # autocommit: each insert is one statement, one round trip, its own transaction
-            conn = await psycopg.AsyncConnection.connect(
-                self.conninfo, connect_timeout=max(1, int(self.connect_timeout)), autocommit=True
-            )
-            self._conns[lane] = conn
-        return conn
+        return await self._db.get(lane)
 
     async def _close_conn(self, lane: int = 0) -> None:
-        conn, self._conns[lane] = self._conns[lane], None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), timeout=1)
+        await self._db.close(lane)
 
     async def _execute(self, doc: str, lane: int = 0) -> None:
         """Insert one document. A single statement in autocommit mode is its own transaction;
         ``execute`` returns after ReadyForQuery, i.e. after the commit."""
         conn = await self._connection(lane)
         await conn.execute(INSERT_SQL, (doc,), prepare=True)
-
-    async def _insert(self, rows: Sequence[dict[str, Any]], lane: int = 0) -> None:
-        await self._execute(document(rows), lane)
 
     async def _probe(self, lane: int = 0) -> bool:
         try:
@@ -456,31 +431,20 @@ class AuditWriter:
         no batch is spooled meanwhile: order is kept and nothing is written twice (a replay cut
         short is simply replayed again: ON CONFLICT DO NOTHING)."""
         self.spool.rotate()
+
+        async def execute(rows: list[dict[str, Any]]) -> None:
+            await self._replay(document(rows), lane)
+
         try:
-            if self._memory:
-                await self._replay(document_of(self._memory), lane)
-                self.stats.replayed += len(self._memory)
-                self._memory.clear()
-                self.stats.held_in_memory = 0
-            for path in self.spool.pending():
-                with self.spool.claim(path) as mine:
-                    if not mine:
-                        continue
-                    chunk: list[dict[str, Any]] = []
-                    for row in self.spool.read(path):
-                        chunk.append({**row, "source": "spool"})
-                        if len(chunk) >= self.max_batch:
-                            await self._replay(document(chunk), lane)
-                            self.stats.replayed += len(chunk)
-                            chunk = []
-                    if chunk:
-                        await self._replay(document(chunk), lane)
-                        self.stats.replayed += len(chunk)
-                    self.spool.remove(path)
+            await replay_spool(self.spool, execute, self.max_batch, self.stats)
         except Exception as exc:
             self._open_circuit(exc)
             await self._close_conn(lane)
             return
         if self.stats.circuit_open:
-            log.warning("audit database back, spool replayed", extra=self.stats.as_dict())
+            log.warning(
+                "audit database back, spool replayed (%d events so far, %d lines quarantined)",
+                self.stats.replayed,
+                self.spool.quarantine.count(),
+            )
         self.stats.circuit_open = False

@@ -21,6 +21,7 @@ from carelog.cli import (
     keys_commands,
     legacy_commands,
     retention_commands,
+    spool_commands,
     stream_commands,
     subject_commands,
     up_command,
@@ -39,6 +40,9 @@ app.add_typer(db_commands.app, name="db")
 audit_commands.app.add_typer(integrity_commands.app)
 audit_commands.app.add_typer(
     stream_commands.app, name="stream", help="Stream the audit log to NATS JetStream and webhooks."
+)
+audit_commands.app.add_typer(
+    spool_commands.app, name="spool", help="The local audit spool and its quarantine."
 )
 audit_commands.app.add_typer(
     retention_commands.app, name="retention", help="Retention policies, legal holds and purges."

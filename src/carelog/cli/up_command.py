@@ -1,19 +1,83 @@
-"""`carelog up`: the main job. Database (embedded by default), migrations, then the API."""
+"""`carelog up`: the main job. Database (embedded by default), migrations, then the API.
+
+Order matters: the listening socket is bound first, so a second instance on a busy port fails
+before it migrates, seeds or starts a writer. Whatever ends the process (Ctrl-C, SIGTERM, an
+error) the embedded PostgreSQL it started is stopped: uvicorn re-raises a captured signal after
+its shutdown, which would kill the process before our cleanup ran, so the server here does not.
+
+``--workers N`` runs N worker processes (uvicorn's supervisor) on the one socket; each has its
+own audit writer and spool file, and a PostgreSQL advisory lock elects the one that seals and
+streams (:mod:`carelog.audit.leader`). A worker that dies is restarted by the supervisor; its
+spool file is replayed by a survivor (or the next start).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import errno
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 from rich.console import Console
+from uvicorn.supervisors import Multiprocess
 
 from carelog.cli.context import open_database
+from carelog.core.errors import ConfigurationError
+from carelog.core.settings import Settings
 from carelog.db import migrate
 from carelog.runtime import Runtime
 from carelog.web.app import create_app
 
 out = Console(soft_wrap=True)
+WORKER_APP = "carelog.web.worker:app"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without the re-raise of a captured signal after shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or a clear error naming the address (before anything starts)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        name = errno.errorcode.get(exc.errno or 0, "error")
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {exc.strerror} ({name})",
+            field="CARELOG_PORT",
+            hint="another process uses the port: stop it, or pick one with --port/CARELOG_PORT",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _terminate(signum: int, _: Any) -> None:
+    """SIGTERM before the server runs (migrating, seeding): unwind so cleanup happens."""
+    raise SystemExit(128 + signum)
 
 
 def up(
@@ -23,32 +87,57 @@ def up(
     ] = False,
     host: Annotated[str | None, typer.Option(help="Listen address (CARELOG_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (CARELOG_PORT).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (each with its own writer).")
+    ] = 1,
 ) -> None:
-    """Start the database, migrate it, and serve the API until Ctrl-C."""
-    with open_database() as db:
-        settings = db.settings
-        where = (
-            "embedded PostgreSQL in " + str(settings.data_dir) if settings.embedded else "server"
-        )
-        out.print(f"database: {where}")
-        migrate.upgrade(db)
-        out.print(f"schema at revision {migrate.current(db)}")
-        if demo:
-            from carelog.cli.demo import access_lines, run_seed
+    """Start the database, migrate it, and serve the API until Ctrl-C or SIGTERM."""
+    settings = Settings.from_env()
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    sock = bind(bind_host, bind_port)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with open_database() as db:
+            where = (
+                "embedded PostgreSQL in " + str(settings.data_dir)
+                if settings.embedded
+                else "server"
+            )
+            out.print(f"database: {where}")
+            migrate.upgrade(db)
+            out.print(f"schema at revision {migrate.current(db)}")
+            if demo:
+                from carelog.cli.demo import access_lines, run_seed
 
-            summary = run_seed(db)
-            out.print(f"demo data: {summary.describe()}", highlight=False)
-            for line in access_lines(summary, settings):
-                out.print(line, highlight=False, markup=False)
-        bind_host = host or settings.host
-        bind_port = port or settings.port
-        out.print(
-            f"serving on http://{bind_host}:{bind_port} "
-            "(liveness: /health, readiness: /ready, docs: /docs)"
-        )
-        uvicorn.run(
-            create_app(Runtime(settings, db), sealer=True),
-            host=bind_host,
-            port=bind_port,
-            log_level="info",
-        )
+                summary = run_seed(db)
+                out.print(f"demo data: {summary.describe()}", highlight=False)
+                for line in access_lines(summary, settings):
+                    out.print(line, highlight=False, markup=False)
+            out.print(
+                f"serving on http://{bind_host}:{bind_port} with {workers} worker(s) "
+                "(liveness: /health, readiness: /ready, docs: /docs)"
+            )
+            if workers == 1:
+                app = create_app(Runtime(settings, db), sealer=True)
+                config = uvicorn.Config(app, log_level="info")
+                _Server(config).run(sockets=[sock])
+            else:
+                # Workers reach the same database by URL (they start no server of their own).
+                os.environ["CARELOG_DATABASE_URL"] = db.admin_url.render_as_string(
+                    hide_password=False
+                )
+                config = uvicorn.Config(
+                    WORKER_APP,
+                    factory=True,
+                    workers=workers,
+                    log_level="info",
+                    # a worker importing the app on a busy machine is slow to answer its first
+                    # health ping; uvicorn's 5 s default killed and restarted them in a loop
+                    timeout_worker_healthcheck=60,
+                )
+                Multiprocess(config, sockets=[sock]).run()
+            out.print("stopped")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()

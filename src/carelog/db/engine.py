@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from carelog.core.errors import CarelogError, ConfigurationError, DatabaseUnavailableError
 from carelog.core.settings import Settings
-from carelog.db.embedded import start_embedded
+from carelog.db.embedded import start_embedded, stop_embedded
 
 RuntimeKind = Literal["app", "system", "writer"]
 UrlKind = Literal["admin", "app", "system", "writer"]
@@ -130,7 +130,7 @@ class Database:
         """Release engines and, for the embedded server, our handle on it."""
         self.dispose_sync()
         if self._server is not None:
-            self._server.cleanup()
+            stop_embedded(self._server)
             self._server = None
 
 

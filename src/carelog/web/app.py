@@ -8,6 +8,7 @@ its services come from the runtime it is given (``app.state.runtime``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -44,6 +45,7 @@ def create_app(runtime: Runtime, *, sealer: bool = False) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    app.state.database_state.watch(runtime.database)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(accounting_router)  # before the viewer's /audit/subjects/{id:path}
@@ -54,32 +56,39 @@ def create_app(runtime: Runtime, *, sealer: bool = False) -> FastAPI:
     async def health() -> Any:
         """Liveness only: no I/O, so a load balancer's or orchestrator's frequent probe costs
         next to nothing and a slow database never gets a healthy process restarted. Whether
-        the database answers is ``/ready``'s question."""
-        writer = runtime.audit.writer.stats
-        return {
-            "status": "ok",
-            "version": __version__,
-            "audit": {"circuit_open": writer.circuit_open, "spooled": writer.spooled},
-        }
+        the database answers is ``/ready``'s question. Still 200 when the audit writer is
+        degraded (spooling, refusing, quarantined lines): restarting would not help, but the
+        status says so instead of ``ok``."""
+        audit = runtime.audit.writer.health()
+        if runtime.leadership is not None:  # which worker answered, and whether it leads
+            audit = {**audit, "leader": runtime.leadership.is_leader, "pid": os.getpid()}
+        return {"status": _status(audit), "version": __version__, "audit": audit}
 
     @app.get("/ready", tags=["ops"], summary="Readiness: the runtime role can run a query")
     async def ready() -> Any:
-        """Answers 200 only when the runtime role can run a query (not just when we are up)."""
+        """Answers 200 only when the runtime role can run a query (not just when we are up) and
+        the audit writer can acknowledge events; 503 otherwise (send traffic elsewhere)."""
+        audit = runtime.audit.writer.health()
         try:
             async with runtime.scopes.public_scope() as session:
                 await session.execute(sa.text("select 1"))
         except Exception as exc:  # readiness must report, never raise
             return JSONResponse(
                 status_code=503,
-                content={"status": "unavailable", "database": type(exc).__name__},
+                content={
+                    "status": "unavailable",
+                    "database": type(exc).__name__,
+                    "version": __version__,
+                    "audit": audit,
+                },
             )
-        writer = runtime.audit.writer.stats
-        return {
-            "status": "ok",
-            "database": "ok",
-            "version": __version__,
-            "audit": {"circuit_open": writer.circuit_open, "spooled": writer.spooled},
-        }
+        body = {"status": _status(audit), "database": "ok", "version": __version__, "audit": audit}
+        return JSONResponse(status_code=503 if audit["state"] == "refusing" else 200, content=body)
 
     app.add_middleware(AuditContextMiddleware, trusted_proxies=runtime.trusted_proxies)
     return app
+
+
+def _status(audit: dict[str, Any]) -> str:
+    """``ok`` only when the writer commits directly and nothing waits in its quarantine."""
+    return "ok" if audit["state"] == "ok" and not audit["quarantined"] else "degraded"

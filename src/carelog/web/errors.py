@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy.exc as sa_exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from carelog.audit.errors import AuditUnavailableError, MissingAuditContextError
 from carelog.core.errors import CarelogError
+from carelog.web.outage import (
+    CONNECTION_ERRORS,
+    RETRY_AFTER_SECONDS,
+    DatabaseState,
+    is_connection_failure,
+)
 
 log = logging.getLogger("carelog.web")
 
@@ -20,7 +27,35 @@ def error_body(
     return {"error": {"field": field, "reason": reason, "hint": hint}}
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def unavailable(state: DatabaseState, exc: Exception) -> JSONResponse:
+    state.failed(exc)
+    return JSONResponse(
+        status_code=503,
+        content=error_body(
+            "the database is unavailable",
+            hint=f"retry after {RETRY_AFTER_SECONDS} s; the operators have been alerted",
+        ),
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def install_error_handlers(app: FastAPI, state: DatabaseState | None = None) -> None:
+    outage = state or DatabaseState()
+    app.state.database_state = outage
+
+    async def database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        return unavailable(outage, exc)
+
+    for kind in CONNECTION_ERRORS:
+        app.add_exception_handler(kind, database_unavailable)
+
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def dbapi_error(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+        if is_connection_failure(exc):
+            return unavailable(outage, exc)
+        log.error("database error: %s", type(exc.orig).__name__, exc_info=exc)
+        return JSONResponse(status_code=500, content=error_body("internal error"))
+
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
@@ -39,7 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             status_code=503,
             content=error_body(exc.message, hint=exc.hint),
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
 
     @app.exception_handler(MissingAuditContextError)
