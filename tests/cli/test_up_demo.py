@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -40,13 +40,17 @@ def _free_port() -> int:
 
 
 def _env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARELOG_", "AUDITLOG_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CARELOG_", "AUDITLOG_", "STRIPE_"))
+    }
     # COLUMNS: rich wraps output to 80 columns when it is not a terminal.
     env.update({"CARELOG_DATA_DIR": str(data_dir), "CARELOG_ENV": "development", "COLUMNS": "250"})
     return env
 
 
-def _run_once(data_dir: Path, log: Path) -> str:
+def _run_once(data_dir: Path, log: Path, while_up: Callable[[str], None] | None = None) -> str:
     """Start `carelog up --demo`, wait for a healthy API, Ctrl-C it; return its output."""
     port = _free_port()
     with log.open("w") as out:
@@ -62,6 +66,8 @@ def _run_once(data_dir: Path, log: Path) -> str:
             assert "database" not in body  # liveness only: no I/O
             ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5.0)
             assert ready.status_code == 200 and ready.json()["database"] == "ok"
+            if while_up is not None:
+                while_up(log.read_text())
             proc.send_signal(signal.SIGINT)
             try:
                 code = proc.wait(timeout=STOP_TIMEOUT)
@@ -101,9 +107,27 @@ def _demo_line(output: str) -> str:
     return lines[0]
 
 
+def _send_the_printed_stripe_event(output: str) -> None:
+    """The ready-made signed test event `up --demo` prints, run as printed (bash, openssl)."""
+    [line] = [x for x in output.splitlines() if x.strip().startswith("signed test event: ")]
+    command = line.split("signed test event: ", 1)[1]
+    result = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"status":"ignored"' in result.stdout.replace(" ", ""), result.stdout
+
+
 @pytest.mark.slow
 def test_up_demo_serves_stops_and_restarts_on_the_same_data(data_dir: Path) -> None:
-    first = _demo_line(_run_once(data_dir, data_dir / "first.log"))
+    first_output = _run_once(data_dir, data_dir / "first.log", _send_the_printed_stripe_event)
+    assert "STRIPE_WEBHOOK_SECRET=whsec_dev_" in first_output
+    assert "stripe listen --forward-to http://127.0.0.1:" in first_output
+    first = _demo_line(first_output)
     assert "demo-lisbon" in first and "demo-porto" in first
     assert "created" in first and "nothing created" not in first
 
@@ -111,7 +135,11 @@ def test_up_demo_serves_stops_and_restarts_on_the_same_data(data_dir: Path) -> N
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
     key_text = keys.read_text()
 
-    second = _demo_line(_run_once(data_dir, data_dir / "second.log"))
+    secret = (data_dir / "stripe-webhook-secret").read_text().strip()
+    assert stat.S_IMODE((data_dir / "stripe-webhook-secret").stat().st_mode) == 0o600
+    second_output = _run_once(data_dir, data_dir / "second.log")
+    assert f"STRIPE_WEBHOOK_SECRET={secret}" in second_output  # the same secret after a restart
+    second = _demo_line(second_output)
     assert "demo-lisbon" in second and "demo-porto" in second
     assert "already present, nothing created" in second
     assert keys.read_text() == key_text

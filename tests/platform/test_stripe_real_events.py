@@ -94,7 +94,8 @@ async def test_an_unresolvable_dispute_is_not_acknowledged_and_is_recorded(api: 
     # Stripe's retry, once the payment is known, is handled.
     await paid(api, charge="ch_unknown")
     assert (await deliver_signed(api, evt)).status_code == 200
-    assert seen(api, evt["id"])["attempts"] == 2
+    row = seen(api, evt["id"])
+    assert (row["attempts"], row["status"], row["org_id"]) == (2, "processed", api.world.a.org_id)
     assert transfer(api)["status"] == "DISPUTED"
 
 

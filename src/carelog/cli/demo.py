@@ -1,9 +1,13 @@
-"""`carelog demo seed` and the `--demo` step of `carelog up`: two demo clinics, idempotently."""
+"""`carelog demo seed` and the `--demo` step of `carelog up`: two demo clinics, idempotently,
+and a development Stripe webhook secret so the payment path can be tried locally."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -96,6 +100,53 @@ def access_lines(summary: demo.DemoSummary, settings: Settings) -> list[str]:
             f"({free[0].name}, {free[0].expert}); all ids: carelog demo seed --json"
         )
     return lines
+
+
+WEBHOOK_SECRET_FILE = "stripe-webhook-secret"  # noqa: S105 - a file name
+WEBHOOK_PATH = "/api/webhooks/stripe"
+
+
+def dev_webhook_secret(settings: Settings) -> tuple[str, bool]:
+    """The Stripe webhook secret for a local run: the environment's, else one kept in the data
+    dir (created once, mode 0600). Returns (secret, from_environment). Never in production."""
+    if settings.stripe_webhook_secret is not None:
+        configured = settings.stripe_webhook_secret.get_secret_value()
+        if configured:
+            return configured, True
+    if settings.production:
+        raise ConfigurationError("is required in production", field="STRIPE_WEBHOOK_SECRET")
+    path = Path(settings.data_dir) / WEBHOOK_SECRET_FILE
+    if path.exists() and path.read_text().strip().startswith("whsec_"):
+        return path.read_text().strip(), False
+    secret = "whsec_dev_" + secrets.token_hex(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret, False
+
+
+def stripe_lines(secret: str, from_env: bool, url: str) -> list[str]:
+    """How to send the local webhook a signed event: the Stripe CLI, or curl + openssl."""
+    where = "STRIPE_WEBHOOK_SECRET" if from_env else f"development secret ({WEBHOOK_SECRET_FILE})"
+    body = (
+        '{"id":"evt_demo_ping","object":"event","type":"customer.created",'
+        '"data":{"object":{"id":"cus_demo","object":"customer"}}}'
+    )
+    curl = (
+        f"body='{body}'; ts=$(date +%s); "
+        f"sig=$(printf '%s' \"$ts.$body\" | openssl dgst -sha256 -hmac '{secret}'"
+        " | sed 's/^.* //'); "
+        f'curl -s {url}{WEBHOOK_PATH} -H "Stripe-Signature: t=$ts,v1=$sig" '
+        "-H 'Content-Type: application/json' -d \"$body\"; echo"
+    )
+    return [
+        f"stripe webhook: {url}{WEBHOOK_PATH}, {where}:",
+        f"  STRIPE_WEBHOOK_SECRET={secret}",
+        f"  Stripe CLI (test mode): stripe listen --forward-to {url}{WEBHOOK_PATH}"
+        " (restart with STRIPE_WEBHOOK_SECRET set to the whsec_ it prints)",
+        f"  signed test event: {curl}",
+    ]
 
 
 @app.command("seed")

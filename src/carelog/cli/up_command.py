@@ -108,12 +108,22 @@ def up(
             migrate.upgrade(db)
             out.print(f"schema at revision {migrate.current(db)}")
             if demo:
-                from carelog.cli.demo import access_lines, run_seed
+                from carelog.cli.demo import (
+                    access_lines,
+                    dev_webhook_secret,
+                    run_seed,
+                    stripe_lines,
+                )
 
                 summary = run_seed(db)
                 out.print(f"demo data: {summary.describe()}", highlight=False)
-                for line in access_lines(summary, settings):
+                lines = access_lines(summary, settings)
+                webhook_secret, from_env = dev_webhook_secret(settings)
+                lines += stripe_lines(webhook_secret, from_env, f"http://{bind_host}:{bind_port}")
+                for line in lines:
                     out.print(line, highlight=False, markup=False)
+                # The environment's STRIPE_WEBHOOK_SECRET, when set, is the one used and printed.
+                settings = settings.with_changes(stripe_webhook_secret=webhook_secret)
             out.print(
                 f"serving on http://{bind_host}:{bind_port} with {workers} worker(s) "
                 "(liveness: /health, readiness: /ready, docs: /docs)"

@@ -380,6 +380,13 @@ class Settings(BaseSettings):
         "(`metadata: {}`) are placed through the charge and payment intent carelog recorded at "
         "payment time (`payment_refs`).",
     )
+    stripe_api_base: str = _setting(
+        "STRIPE_API_BASE",
+        "https://api.stripe.com",
+        "`https://api.stripe.com`",
+        "Stripe API base URL the checkout endpoint's SDK talks to (a proxy, or `stripe-mock` "
+        "in tests).",
+    )
     practitioner_agreement_version: str = _setting(
         "CARELOG_PRACTITIONER_AGREEMENT_VERSION",
         "1.0",

@@ -62,7 +62,7 @@ class JwksCache:
         task = self._start_refresh()
         try:
             await asyncio.wait_for(asyncio.shield(task), self.timeout)
-        except (TimeoutError, Exception) as exc:
+        except Exception as exc:  # TimeoutError included
             log.warning("WorkOS JWKS fetch failed or timed out: %s", type(exc).__name__)
             raise JwksUnavailableError("the WorkOS keys could not be fetched in time") from None
         found = self._keys.get(kid)

@@ -211,6 +211,26 @@ def _guest(email: str, name: str, notes: str | None) -> dict[str, str | None]:
     return {"guest_email": email, "guest_name": name, "guest_notes": notes}
 
 
+async def check_paid_slot(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    expert: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    guest_email: str,
+) -> None:
+    """The checks a free booking gets, before a paid one is sent to checkout (422/409)."""
+    rules = await _lock_rules(session, org_id, expert)
+    if rules is None:
+        raise ApiError(
+            "the expert has no schedule yet",
+            status_code=422,
+            code="INVALID_TIME_SLOT",
+            field="start_time",
+        )
+    await _check_against_bookings(session, org_id, expert, rules, start, end, guest_email)
+
+
 async def book_free(scopes: Scopes, data: BookingIn) -> MeetingOut:
     """Public booking of a free event (paid events go through Stripe checkout)."""
     async with scopes.public_scope() as public:

@@ -1,4 +1,5 @@
-"""``POST /api/webhooks/stripe``: verify the signature, then handle the event exactly once.
+"""``POST /api/webhooks/stripe``: verify the signature, then handle the event exactly once;
+``POST /api/checkout/sessions``: start the Stripe checkout of a paid booking.
 
 The signature is checked with the official SDK (``stripe.Webhook.construct_event``: HMAC-SHA256
 over ``<timestamp>.<raw body>``, constant-time compare, 5-minute tolerance against replays)
@@ -17,8 +18,9 @@ from fastapi import APIRouter, Depends, Request
 from carelog.db.session import Scopes
 from carelog.platform.common import get_scopes
 from carelog.platform.errors import ApiError
-from carelog.platform.http import PlatformRoute, described
+from carelog.platform.http import PUBLIC, PlatformRoute, described, error_responses
 from carelog.platform.payments import service
+from carelog.platform.payments.checkout import CheckoutIn, CheckoutOut, create_checkout
 from carelog.platform.payments.schemas import WebhookAck
 from carelog.platform.services import services
 
@@ -68,3 +70,22 @@ async def stripe_webhook(
         )
     status = await service.process(scopes, json.loads(payload))
     return WebhookAck(status=status)
+
+
+@router.post(
+    "/api/checkout/sessions",
+    status_code=201,
+    summary="Start the Stripe checkout of a paid event (public, no sign-in)",
+    responses={
+        **PUBLIC,
+        **error_responses(404, 409),
+        **described(502, "Stripe refused or did not answer; nothing was booked."),
+    },
+)
+async def start_checkout(
+    request: Request, body: CheckoutIn, scopes: Annotated[Scopes, Depends(get_scopes)]
+) -> CheckoutOut:
+    """Checks the slot, creates the Checkout Session and holds the slot until it expires.
+
+    503 PAYMENTS_NOT_CONFIGURED without ``STRIPE_SECRET_KEY``."""
+    return await create_checkout(scopes, services(request).settings, body)

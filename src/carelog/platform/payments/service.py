@@ -51,7 +51,8 @@ _CLAIM = sa.text(
     "insert into stripe_webhook_events (stripe_event_id, event_type, org_id, status)"
     " values (:id, :type, :org, 'processing')"
     " on conflict (stripe_event_id) do update set status = 'processing',"
-    " attempts = stripe_webhook_events.attempts + 1, last_error = null"
+    " attempts = stripe_webhook_events.attempts + 1, last_error = null,"
+    " org_id = coalesce(excluded.org_id, stripe_webhook_events.org_id)"
     " where stripe_webhook_events.status = 'failed'"
     " returning stripe_event_id"
 )
