@@ -1,6 +1,6 @@
 """The legacy import against the real legacy table and rows shaped like its real call sites.
 
-``fixtures/legacy_audit/audit_logs.sql`` is the separate audit database exactly as its drizzle
+``fixtures/legacy_audit/audit_logs.sql`` is the separate audit database exactly as its ORM
 schema created it, with 30 rows from three code eras: generic verbs on table names, the legacy
 vocabulary with Clerk ids, and WorkOS ids written into ``clerkUserId`` after the cut-over;
 camelCase PHI (``guestEmail``, ``guestName``, ``guestNotes``, ``expertName``), deletions whose

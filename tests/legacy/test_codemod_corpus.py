@@ -1,6 +1,6 @@
 """The codemod on a corpus ported from the real callers of the deprecated eight-argument helper.
 
-``fixtures/codemod/corpus/booking`` is a small application shaped like the TypeScript platform
+``fixtures/codemod/corpus/booking`` is a small booking application for care experts
 (events, schedule, meetings, expert profile, medical-record routes, the Stripe webhook, cron
 jobs, Google Calendar) with 38 call sites written the ways real code reaches the helper: a
 relative import, a star import, an alias, a module import, a custom package path (found by
