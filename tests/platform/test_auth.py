@@ -187,6 +187,12 @@ def test_dev_token_command(tmp_path: Path) -> None:
     claims = dev_signer(Settings.from_env(env)).verify(result.output.strip())
     assert (claims.user_id, claims.org, claims.role) == ("user_1", "org_1", "admin")
     assert 100 < claims.expires_at.timestamp() - time.time() <= 120
+    acting = CliRunner().invoke(
+        app, ["token", "--user", "user_1", "--org", "org_1", "--act", "admin@x.example"], env=env
+    )
+    assert acting.exit_code == 0, acting.output
+    impersonated = dev_signer(Settings.from_env(env)).verify(acting.output.strip())
+    assert (impersonated.user_id, impersonated.impersonator) == ("user_1", "admin@x.example")
     bad = CliRunner().invoke(app, ["token", "--user", "u", "--org", "o", "--role", "root"], env=env)
     assert bad.exit_code != 0
 

@@ -30,7 +30,13 @@ def token(
     ttl: Annotated[
         int, typer.Option("--ttl", min=1, max=MAX_DEV_TTL, help="Lifetime in seconds.")
     ] = 3600,
+    act: Annotated[
+        str | None,
+        typer.Option(
+            "--act", help="Impersonate: the admin acting as --user (AuthKit's act claim)."
+        ),
+    ] = None,
 ) -> None:
     """Print a signed development token: curl -H "Authorization: Bearer $(carelog dev token …)"."""
     signer = dev_signer(Settings.from_env())
-    typer.echo(signer.issue(user, org, role=role, ttl=ttl))
+    typer.echo(signer.issue(user, org, role=role, ttl=ttl, act=act))

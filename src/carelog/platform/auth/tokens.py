@@ -137,7 +137,9 @@ class DevTokenSigner:
         role: str = "member",
         ttl: int = 3600,
         now: float | None = None,
+        act: str | None = None,
     ) -> str:
+        """``act``: an admin acting as ``user_id`` (AuthKit's impersonation claim)."""
         if role not in DEV_ROLES:
             raise CarelogError(f"unknown role {role!r}", field="role", hint="owner|admin|member")
         if not 1 <= ttl <= MAX_DEV_TTL:
@@ -153,6 +155,8 @@ class DevTokenSigner:
             "iat": issued,
             "exp": issued + ttl,
         }
+        if act is not None:
+            payload["act"] = {"sub": act}
         return jwt.encode(payload, self._key, algorithm="HS256")
 
     def verify(self, token: str) -> TokenClaims:
