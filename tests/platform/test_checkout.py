@@ -81,6 +81,7 @@ async def test_checkout_session_carries_the_webhooks_metadata_end_to_end(
     [row] = api.audit("action = 'PAYMENT_INITIATED'")
     assert (row["org_id"], row["resource_id"]) == (a.org_id, out["id"])
     assert "PII" not in str(row)
+    assert row["data_subject_id"].startswith("subj_")  # the guest, from the first step
     # Stripe completes the session: the webhook books the meeting from that metadata.
     completed = {
         **stripe_api.sessions[out["id"]],
@@ -97,6 +98,7 @@ async def test_checkout_session_carries_the_webhooks_metadata_end_to_end(
         "succeeded",
         "pi_checkout_1",
     )
+    assert m["data_subject_id"].startswith("subj_")
 
 
 async def test_checkout_refusals_are_clear(api: Api, stripe_api: LoopbackStripe) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from api_harness import Api, running_api
 
-from carelog.audit.events import MASK_PREFIX
+from carelog.audit.sealing import SEAL_PREFIX
 from carelog.db.engine import Database
 
 PROFILE = {
@@ -48,8 +48,9 @@ async def test_put_profile_masks_names_in_the_audit(api: Api) -> None:
         "profile",
     )
     assert row["data_subject_id"] == a.expert
-    assert row["old_values"]["first_name"].startswith(MASK_PREFIX)
-    assert row["new_values"]["first_name"].startswith(MASK_PREFIX)
+    # The expert's name is their personal data: sealed under their subject key (erasable).
+    assert row["old_values"]["first_name"].startswith(SEAL_PREFIX)
+    assert row["new_values"]["first_name"].startswith(SEAL_PREFIX)
     assert row["new_values"]["headline"] == "Physiotherapist"
     assert "Silva" not in str(row)
 

@@ -38,6 +38,7 @@ from carelog.platform.meetings.schemas import EMAIL_PATTERN
 from carelog.platform.meetings.service import check_paid_slot, slot_taken
 from carelog.platform.payments.orgs import record_ref
 from carelog.platform.schedule.schemas import Timezone
+from carelog.platform.subjects.identity import subject_directory
 
 ACTOR = "system:checkout"
 HOLD_SECONDS = 31 * 60  # Stripe's shortest session lifetime is 30 minutes
@@ -182,12 +183,17 @@ async def create_checkout(scopes: Scopes, settings: Settings, data: CheckoutIn) 
                     },
                 )
                 await record_ref(session, org, created.id, "checkout_session")
+                # The guest is the data subject from the first step: the payment names them.
+                subject = await subject_directory().resolve(
+                    session, org, data.guest_email, data.guest_name
+                )
                 await log_audit_event(
                     "PAYMENT_INITIATED",
                     "payment",
                     created.id,
                     {"new_values": {"status": "checkout_open", "amount": int(event.price)}},
                     {"event_id": str(data.event_id), "platform_fee": fee, "channel": "checkout"},
+                    data_subject=subject,
                 )
     except IntegrityError:
         raise slot_taken() from None
