@@ -20,8 +20,8 @@ from carelog.audit import log_audit_event
 from carelog.audit.catalog import AuditCatalog, Outcome
 from carelog.audit.export import ExportFormat, export_audit_logs
 from carelog.audit.filters import DEFAULT_LIMIT, MAX_LIMIT, AuditFilters
-from carelog.audit.query import get_audit_logs
 from carelog.audit.report import access_report, compliance_report
+from carelog.platform.audit_api import service as audit_reads
 from carelog.platform.audit_api.schemas import (
     AccessEntryOut,
     AccessReportOut,
@@ -83,14 +83,7 @@ async def list_events(
     cursor: Annotated[PlainText | None, Query(max_length=64, description="next_cursor")] = None,
 ) -> AuditEventPage:
     """One page, newest first; pass ``next_cursor`` back (with the same filters) for the next."""
-    page = await get_audit_logs(unit.session, unit.identity.org_id, filters, cursor)
-    await log_audit_event(
-        "AUDIT_LOG_QUERIED",
-        "compliance",
-        None,
-        None,
-        {"filters": filters.to_json_dict(), "returned": len(page.items), "paged": bool(cursor)},
-    )
+    page = await audit_reads.search(unit, filters, cursor)
     return AuditEventPage(
         items=[AuditEventOut.model_validate(r) for r in page.items], next_cursor=page.next_cursor
     )
