@@ -30,10 +30,10 @@ def test_each_kind_of_error_has_one_status() -> None:
 
 
 def test_subclasses_use_their_nearest_mapped_base() -> None:
-    class Odd(AuditInputError):
+    class OddInputError(AuditInputError):
         pass
 
-    assert mapping_for(Odd("x")) is ERROR_MAP[AuditInputError]
+    assert mapping_for(OddInputError("x")) is ERROR_MAP[AuditInputError]
     assert mapping_for(CarelogError("x")) is ERROR_MAP[CarelogError]
 
 

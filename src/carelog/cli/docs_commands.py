@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from carelog.core.settings import with_configuration_table
+from carelog.core.settings_doc import with_configuration_table
 from carelog.db.docs import DOC_PATH, render_schema_doc
 
 README_PATH = Path("README.md")
