@@ -1,4 +1,4 @@
-"""Reading the legacy separate audit database (domain.md 2.1), with clear errors.
+"""Reading the legacy separate audit database, with clear errors.
 
 The table is described by :class:`carelog.legacy.schema.LegacyAuditLog`; the shape
 check compares the live table with it column by column (extra columns are harmless), so a wrong
@@ -177,7 +177,7 @@ class LegacySource:
             raise LegacySourceShapeError(
                 f"table {AUDIT_TABLE.name!r} in {where} is not the legacy audit table: "
                 + "; ".join(problems),
-                hint="expected the columns of drizzle/auditSchema.ts (domain.md 2.1)",
+                hint="expected the columns of drizzle/auditSchema.ts",
             )
 
     def count(self) -> int:
