@@ -47,7 +47,7 @@ FILTER_CASES: list[dict[str, Any]] = [
     {},
     {"start": BASE + timedelta(days=20)},
     {"end": BASE + timedelta(days=40)},
-    # The reference kept only one end of a range; both must hold.
+    # The legacy platform kept only one end of a range; both must hold.
     {"start": BASE + timedelta(days=10), "end": BASE + timedelta(days=30)},
     {"actions": ("MEDICAL_RECORD_VIEWED",)},
     {"actions": ("MEDICAL_RECORD_VIEWED", "LOGIN_FAILED")},

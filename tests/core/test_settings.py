@@ -49,7 +49,7 @@ def test_every_variable_read_is_documented() -> None:
 
 def test_readme_configuration_table_is_generated_from_the_settings() -> None:
     """The README's table is exactly what ``carelog docs config`` writes: it cannot drift."""
-    from carelog.core.settings import with_configuration_table
+    from carelog.core.settings_doc import with_configuration_table
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert with_configuration_table(readme) == readme

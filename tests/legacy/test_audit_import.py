@@ -22,7 +22,6 @@ from carelog.audit.api import AuditService, configure_audit
 from carelog.audit.setup import create_audit_service
 from carelog.cli import legacy_commands
 from carelog.db.engine import Database
-from carelog.db.schema_clerk_legacy import LegacyAuditBase, LegacyBase
 from carelog.db.session import Scopes
 from carelog.legacy.audit_import import (
     IdentityResolver,
@@ -39,6 +38,7 @@ from carelog.legacy.audit_import import (
     read_user_map,
     record_import_run,
 )
+from carelog.legacy.schema import LegacyAuditBase, LegacyBase
 from carelog.platform.audit_catalog import LEGACY_RESOURCE_TYPES, build_catalog
 from dbtools import TestServer
 from world import World, build_world

@@ -134,7 +134,7 @@ async def test_reorder_is_owner_only_and_audited(api: Api) -> None:
     )
     assert r.status_code == 200, r.text
     assert [e["id"] for e in r.json()] == ids
-    # B's expert cannot reorder A's events (the reference had no check at all).
+    # B's expert cannot reorder A's events (the legacy platform had no check at all).
     r = await api.client.put(
         "/api/events/order", json={"event_ids": ids}, headers=api.auth(b.expert, b.org_id)
     )

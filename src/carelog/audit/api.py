@@ -1,8 +1,8 @@
 """``log_audit_event``: the one audit API.
 
-Five parameters, as the seed plan asks: ``action, resource_type, resource_id, changes,
-metadata``. Actor, organization, client address, user agent, request id and time come from the
-audit context. Where the event goes depends on what it describes:
+Five parameters, the shape existing call sites already use: ``action, resource_type,
+resource_id, changes, metadata``. Actor, organization, client address, user agent, request id
+and time come from the audit context. Where the event goes depends on what it describes:
 
 - a successful *change* made inside a unit of work (``org_scope``/``system_scope``) is inserted
   in that same transaction: it commits or rolls back with the change;

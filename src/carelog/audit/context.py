@@ -1,6 +1,6 @@
 """Who is acting, for which organization, from where: captured once, never passed by hand.
 
-The reference asked each caller for the user, IP and user agent (and later trusted whatever
+The legacy platform asked each caller for the user, IP and user agent (and later trusted whatever
 ``X-Forwarded-For`` said). Here an ASGI middleware records the client address, user agent and
 request id per request, the authentication layer binds the actor and organization, and
 ``audit_context(...)`` does the same for webhooks, jobs and scripts. Everything lives in a

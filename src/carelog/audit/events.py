@@ -2,7 +2,7 @@
 
 Data minimisation happens here, before anything is stored: ``changes`` keeps only the fields
 whose value changed, and any field the catalog classifies as PHI or secret (notes, diagnoses,
-tokens, card data, guest names and e-mails...) never enters the log in clear. The reference
+tokens, card data, guest names and e-mails...) never enters the log in clear. The legacy platform
 copied guest names, e-mails and free-text notes into its log.
 
 * Personal values (the catalog's ``personal_fields``) of an event about a data subject are

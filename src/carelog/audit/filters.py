@@ -1,6 +1,6 @@
 """Typed filters and opaque cursors for reading the audit log.
 
-The reference built its query from a loose dict and silently overwrote or ignored keys (a date
+The legacy platform built its query from a loose dict and silently overwrote or ignored keys (a date
 range with both ends kept only one). Here the filters are one frozen, validated value: every
 field set is a condition, all of them are ANDed, and a bad value fails at once with the field
 named, before any SQL runs.

@@ -20,7 +20,6 @@ during a run, both sides of each ratio see the same drift. Only 2xx answers coun
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -36,6 +35,7 @@ from typing import Any
 import httpx
 
 from carelog.bench.load import LoadResult, Request, drive, generator
+from carelog.core.environment import child_environment
 
 START_TIMEOUT = 120.0
 #: Targets: each audited endpoint and the owner's page ≥ 0.5x the one-transaction baseline.
@@ -130,8 +130,7 @@ def _process(args: list[str], env: dict[str, str], log: Path, ready_url: str) ->
 
 
 def _env(data_dir: Path, database_url: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARELOG_")}
-    env.update({"CARELOG_DATA_DIR": str(data_dir), "CARELOG_ENV": "development"})
+    env = child_environment(CARELOG_DATA_DIR=str(data_dir), CARELOG_ENV="development")
     if database_url:
         env["CARELOG_DATABASE_URL"] = database_url
     return env

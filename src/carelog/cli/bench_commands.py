@@ -1,7 +1,7 @@
 """`carelog bench audit|query`: throughput and latency of the audit core, as ratios.
 
 Each command measures its baselines in the same run, on the same server, and prints every
-figure against them with the issue's targets marked PASS or FAIL. By default it starts a
+figure against them with the targets marked PASS or FAIL. By default it starts a
 throwaway embedded PostgreSQL in a temporary directory; ``--database-url`` (an admin URL) uses a
 temporary database and roles on an existing server instead, and drops them afterwards.
 """

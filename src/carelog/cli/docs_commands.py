@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from carelog.core.settings import with_configuration_table
+from carelog.core.settings_doc import with_configuration_table
 from carelog.db.docs import DOC_PATH, render_schema_doc
 
 README_PATH = Path("README.md")
@@ -69,4 +69,8 @@ def config(
 
 app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
 app.command("docs")(docs)
-app.command("config")(config)
+
+#: ``carelog docs schema|config``: every generated page in one place.
+docs_app = typer.Typer(help="Regenerate generated documentation.", no_args_is_help=True)
+docs_app.command("schema")(docs)
+docs_app.command("config")(config)

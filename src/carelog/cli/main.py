@@ -50,7 +50,7 @@ audit_commands.app.add_typer(
 app.add_typer(audit_commands.app, name="audit", help="Search, export and report on the audit log.")
 app.add_typer(bench_commands.app, name="bench", help="Benchmarks (ratios against baselines).")
 db_commands.app.command("docs")(docs_commands.docs)
-app.add_typer(docs_commands.app, name="docs", help="Regenerate generated documentation.")
+app.add_typer(docs_commands.docs_app, name="docs", help="Regenerate generated documentation.")
 app.add_typer(legacy_commands.app, name="legacy", help="Migrate data from the Clerk-era design.")
 app.add_typer(dev_commands.app, name="dev", help="Development helpers (refused in production).")
 app.add_typer(keys_commands.app, name="keys", help="Medical-record encryption keys.")

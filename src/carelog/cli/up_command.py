@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import signal
 import socket
 import threading
@@ -28,6 +27,7 @@ from rich.console import Console
 from uvicorn.supervisors import Multiprocess
 
 from carelog.cli.context import open_database
+from carelog.core.environment import export_for_workers
 from carelog.core.errors import ConfigurationError
 from carelog.core.settings import Settings
 from carelog.db import migrate
@@ -134,8 +134,8 @@ def up(
                 _Server(config).run(sockets=[sock])
             else:
                 # Workers reach the same database by URL (they start no server of their own).
-                os.environ["CARELOG_DATABASE_URL"] = db.admin_url.render_as_string(
-                    hide_password=False
+                export_for_workers(
+                    CARELOG_DATABASE_URL=db.admin_url.render_as_string(hide_password=False)
                 )
                 config = uvicorn.Config(
                     WORKER_APP,

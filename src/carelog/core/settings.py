@@ -13,141 +13,47 @@ formats themselves) are checked where the value is used, with the same kind of e
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from carelog.core.config_values import (
+    WORKOS_API,
+    Roles,
+    WorkOSSettings,
+    csv_values,
+    require_tls,
+    setting,
+)
+from carelog.core.environment import EnvironmentSource, reading
 from carelog.core.errors import ConfigurationError
+from carelog.core.settings_integrations import IntegrationSettings
+
+__all__ = [
+    "ENVIRONMENT_VARIABLES",
+    "WORKOS_API",
+    "Environment",
+    "Roles",
+    "Settings",
+    "WorkOSSettings",
+    "require_tls",
+]
 
 Environment = Literal["development", "test", "production"]
 
-WORKOS_API = "https://api.workos.com"
 _ROLE_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
-@dataclass(frozen=True)
-class Roles:
-    """The database roles; names are derived from one prefix so tests can isolate them."""
-
-    owner: str
-    app: str
-    system: str
-    writer: str
-
-    @classmethod
-    def from_prefix(cls, prefix: str) -> Roles:
-        return cls(
-            owner=f"{prefix}_owner",
-            app=f"{prefix}_app",
-            system=f"{prefix}_system",
-            writer=f"{prefix}_audit_writer",
-        )
-
-    @property
-    def runtime(self) -> tuple[str, str, str]:
-        """The login roles the running service uses (none owns anything)."""
-        return (self.app, self.system, self.writer)
-
-
-@dataclass(frozen=True)
-class WorkOSSettings:
-    """Where WorkOS keys come from and which tokens it issues for this client."""
-
-    client_id: str | None = None
-    api_base: str = WORKOS_API
-    jwks_url: str | None = None
-    issuers: tuple[str, ...] = ()
-    audience: tuple[str, ...] = ()
-    jwks_timeout: float = 3.0
-    cookie_password: str | None = field(default=None, repr=False)
-    #: Management API key: in workos mode, each booking's guest becomes a WorkOS user.
-    api_key: str | None = field(default=None, repr=False)
-
-
-def _csv(text: str | None) -> tuple[str, ...]:
-    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
-
-
-_TLS_MODES = frozenset({"require", "verify-ca", "verify-full"})
-
-
-def require_tls(url: str, variable: str, *, allow_socket: bool) -> None:
-    """Production talks to PostgreSQL over TLS only (``sslmode=require`` or stricter).
-
-    A Unix socket (``host=/run/postgresql``) never leaves the machine, so it may go without
-    TLS, but only when ``CARELOG_DATABASE_ALLOW_INSECURE_SOCKET=1`` says so explicitly.
-    """
-    parts = urlsplit(url)
-    query = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
-    if query.get("sslmode", "").lower() in _TLS_MODES:
-        return
-    host = query.get("host") or parts.hostname or ""
-    if allow_socket and (host.startswith("/") or host == ""):
-        return
-    raise ConfigurationError(
-        "production refuses a database connection without TLS",
-        field=variable,
-        hint="add ?sslmode=require (or verify-full); a local Unix socket may go without TLS "
-        "with CARELOG_DATABASE_ALLOW_INSECURE_SOCKET=1",
-    )
-
-
-# The variables being read: the process environment, or the mapping given to ``from_env``.
-_SOURCE: ContextVar[Mapping[str, str] | None] = ContextVar("carelog_settings_source", default=None)
-
-
-@contextmanager
-def _reading(environ: Mapping[str, str]) -> Iterator[None]:
-    token = _SOURCE.set(environ)
-    try:
-        yield
-    finally:
-        _SOURCE.reset(token)
-
-
-class _EnvironmentSource(EnvSettingsSource):
-    """``os.environ`` unless ``from_env`` was given a mapping: then that mapping alone."""
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        given = _SOURCE.get()
-        variables = os.environ if given is None else given
-        return {name: value for name, value in variables.items() if value != ""}
-
-
-def _setting(
-    variable: str,
-    default: Any,
-    doc_default: str,
-    description: str,
-    *,
-    hint: str | None = None,
-    documented: bool = True,
-) -> Any:
-    """One environment variable: its name, default, README text and the fix for a bad value."""
-    return Field(
-        default,
-        validation_alias=variable,
-        description=description,
-        json_schema_extra={"doc_default": doc_default, "hint": hint, "documented": documented},
-    )
-
-
-class Settings(BaseSettings):
+class Settings(BaseSettings, IntegrationSettings):
     """The deployment's configuration (immutable; build it with :meth:`from_env`)."""
 
     model_config = SettingsConfigDict(
@@ -158,99 +64,99 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    database_url: str | None = _setting(
+    database_url: str | None = setting(
         "CARELOG_DATABASE_URL",
         None,
         "(unset: embedded PostgreSQL)",
         "Admin/owner connection used for migrations and role set-up.",
     )
-    app_database_url: str | None = _setting(
+    app_database_url: str | None = setting(
         "CARELOG_APP_DATABASE_URL",
         None,
         "(derived)",
         "Runtime connection for people (RLS by membership); default: the admin URL with user "
         "`<prefix>_app`.",
     )
-    system_database_url: str | None = _setting(
+    system_database_url: str | None = setting(
         "CARELOG_SYSTEM_DATABASE_URL",
         None,
         "(derived)",
         "Runtime connection for webhooks and jobs (RLS by explicit org); default: user "
         "`<prefix>_system`.",
     )
-    writer_database_url: str | None = _setting(
+    writer_database_url: str | None = setting(
         "CARELOG_AUDIT_WRITER_DATABASE_URL",
         None,
         "(derived)",
         "Connection of the audit group-commit writer (INSERT on `audit_logs` only); default: "
         "user `<prefix>_audit_writer`.",
     )
-    data_dir_override: Path | None = _setting(
+    data_dir_override: Path | None = setting(
         "CARELOG_DATA_DIR",
         None,
         "`$XDG_DATA_HOME/carelog` or `~/.local/share/carelog`",
         "Where the embedded PostgreSQL keeps its data (and development keys live).",
     )
-    xdg_data_home: Path | None = _setting(
+    xdg_data_home: Path | None = setting(
         "XDG_DATA_HOME",
         None,
         "`~/.local/share`",
         "The XDG base directory under which the default data directory `carelog` is made.",
     )
-    db_name: str = _setting(
+    db_name: str = setting(
         "CARELOG_DB_NAME",
         "carelog",
         "`carelog`",
         "Database created inside the embedded server.",
         hint="use letters, digits and underscores",
     )
-    role_prefix: str = _setting(
+    role_prefix: str = setting(
         "CARELOG_ROLE_PREFIX",
         "carelog",
         "`carelog`",
         "Prefix of the database roles (`<prefix>_owner`, `_app`, `_system`, `_audit_writer`).",
         hint="use lowercase letters, digits and underscores, starting with a letter",
     )
-    env: Environment = _setting(
+    env: Environment = setting(
         "CARELOG_ENV",
         "development",
         "`development`",
         "`development`, `test` or `production` (production requires a database URL and real keys).",
         hint="use development, test or production",
     )
-    host: str = _setting(
+    host: str = setting(
         "CARELOG_HOST", "127.0.0.1", "`127.0.0.1`", "Address `carelog up` listens on."
     )
-    port: int = _setting(
+    port: int = setting(
         "CARELOG_PORT", 8000, "`8000`", "Port `carelog up` listens on.", hint="use 1-65535"
     )
-    trusted_proxies: str = _setting(
+    trusted_proxies: str = setting(
         "CARELOG_TRUSTED_PROXIES",
         "",
         "(none)",
         "Comma-separated addresses/CIDRs of reverse proxies whose `X-Forwarded-For` is believed.",
     )
-    audit_mask_key: SecretStr | None = _setting(
+    audit_mask_key: SecretStr | None = setting(
         "CARELOG_AUDIT_MASK_KEY",
         None,
         "(development: generated in the data dir)",
         "32 random bytes, base64: key of the keyed hash that masks PHI/secret values in audit "
         "changes.",
     )
-    audit_spool_dir: Path | None = _setting(
+    audit_spool_dir: Path | None = setting(
         "CARELOG_AUDIT_SPOOL_DIR",
         None,
         "`$CARELOG_DATA_DIR/audit-spool`",
         "Where audit events are fsync'd while PostgreSQL is unreachable (replayed in order later).",
     )
-    audit_signing_keys: SecretStr | None = _setting(
+    audit_signing_keys: SecretStr | None = setting(
         "CARELOG_AUDIT_SIGNING_KEYS",
         None,
         "(development: generated in the data dir)",
         "Ed25519 checkpoint signing keys, `kid:base64seed,...`: the first signs, later ones are "
         "retired keys kept so old checkpoints verify (see docs/integrity.md).",
     )
-    audit_seal_interval: float = _setting(
+    audit_seal_interval: float = setting(
         "CARELOG_AUDIT_SEAL_INTERVAL",
         5.0,
         "`5`",
@@ -258,7 +164,7 @@ class Settings(BaseSettings):
         "checkpoint).",
         hint="seconds between 0.05 and 86400",
     )
-    audit_streams: str = _setting(
+    audit_streams: str = setting(
         "CARELOG_AUDIT_STREAMS",
         "",
         "(none)",
@@ -267,90 +173,27 @@ class Settings(BaseSettings):
         "= event id) and `https://` webhooks (signed JSON batches). `carelog audit stream run` "
         "delivers; `carelog audit stream status` shows lag and errors.",
     )
-    audit_stream_webhook_secret: SecretStr | None = _setting(
+    audit_stream_webhook_secret: SecretStr | None = setting(
         "CARELOG_AUDIT_STREAM_WEBHOOK_SECRET",
         None,
         "(unset; required with a webhook)",
         "HMAC-SHA256 key of the `X-Carelog-Signature: t=<ts>,v1=<hex>` header (signed over "
         "`<ts>.<body>`) on audit stream webhooks.",
     )
-    record_keys: SecretStr | None = _setting(
+    record_keys: SecretStr | None = setting(
         "CARELOG_RECORD_KEYS",
         None,
         "(development: generated in the data dir)",
         "Medical-record encryption keys, `kid:base64key,...`, first is active.",
     )
-    audit_subject_keks: SecretStr | None = _setting(
+    audit_subject_keks: SecretStr | None = setting(
         "CARELOG_AUDIT_SUBJECT_KEKS",
         None,
         "(development: generated in the data dir)",
         "Key-encryption keys of the per-subject audit data keys, `kid:base64key,...`: the first "
         "wraps new keys, `carelog subject rewrap` moves the others onto it (docs/erasure.md).",
     )
-    auth_mode: Literal["dev", "workos"] | None = _setting(
-        "CARELOG_AUTH_MODE",
-        None,
-        "`dev` (`workos` when `CARELOG_ENV=production`)",
-        "How API tokens are verified: `dev` (locally signed by `carelog dev token`; refused in "
-        "production) or `workos` (WorkOS AuthKit access tokens against the WorkOS JWKS).",
-        hint="dev|workos",
-    )
-    workos_client_id: str = _setting(
-        "CARELOG_WORKOS_CLIENT_ID",
-        "",
-        "(unset)",
-        "WorkOS client id; required in `workos` mode (names the JWKS URL and the token issuer).",
-    )
-    workos_issuer: str | None = _setting(
-        "CARELOG_WORKOS_ISSUER",
-        None,
-        "`<api base>`, `<api base>/user_management/<client id>`",
-        "Comma-separated accepted `iss` values of WorkOS access tokens (WorkOS uses both "
-        "defaults).",
-    )
-    workos_api_base: str = _setting(
-        "CARELOG_WORKOS_API_BASE",
-        WORKOS_API,
-        "`https://api.workos.com`",
-        "WorkOS API base URL; the default JWKS URL and issuers derive from it (a custom auth "
-        "domain).",
-        hint="an https:// URL such as https://api.workos.com",
-    )
-    workos_jwks_url: str | None = _setting(
-        "CARELOG_WORKOS_JWKS_URL",
-        None,
-        "`<api base>/sso/jwks/<client id>`",
-        "Where WorkOS's signing keys are fetched from (off the event loop; cached keys keep "
-        "serving while a refresh runs).",
-    )
-    workos_audience: str = _setting(
-        "CARELOG_WORKOS_AUDIENCE",
-        "",
-        "(unset: not checked)",
-        "Comma-separated accepted `aud` values; when set, tokens without one of them are refused.",
-    )
-    workos_jwks_timeout: float = _setting(
-        "CARELOG_WORKOS_JWKS_TIMEOUT",
-        3.0,
-        "`3`",
-        "Seconds a JWKS fetch may take before a token with an unknown key is refused.",
-        hint="seconds, more than 0 and at most 30",
-    )
-    workos_cookie_password: SecretStr | None = _setting(
-        "CARELOG_WORKOS_COOKIE_PASSWORD",
-        None,
-        "(unset: AuthKit cookies not read)",
-        "AuthKit's cookie password (`WORKOS_COOKIE_PASSWORD` of the AuthKit app): unseals the "
-        "`wos-session` cookie (workos SDK `unseal_data`) to verify the access token inside.",
-    )
-    workos_api_key: SecretStr | None = _setting(
-        "CARELOG_WORKOS_API_KEY",
-        None,
-        "(unset)",
-        "WorkOS API key (`sk_…`); in `workos` mode each booking's guest becomes (or is found as) "
-        "a WorkOS user through the SDK, and that user is the booking's data subject.",
-    )
-    database_allow_insecure_socket: bool = _setting(
+    database_allow_insecure_socket: bool = setting(
         "CARELOG_DATABASE_ALLOW_INSECURE_SOCKET",
         False,
         "(unset)",
@@ -359,49 +202,21 @@ class Settings(BaseSettings):
         "`sslmode=require`/`verify-ca`/`verify-full`.",
         hint="use 1 or 0",
     )
-    dev_token_key: SecretStr | None = _setting(
-        "CARELOG_DEV_TOKEN_KEY",
-        None,
-        "(development: generated in the data dir)",
-        "32 random bytes, base64: HS256 key of development tokens.",
-    )
-    stripe_webhook_secret: SecretStr | None = _setting(
-        "STRIPE_WEBHOOK_SECRET",
-        None,
-        "(unset: the webhook answers 500)",
-        "Signing secret (`whsec_…`) of the Stripe webhook endpoint; every delivery's signature "
-        "is verified with it.",
-    )
-    stripe_secret_key: SecretStr | None = _setting(
-        "STRIPE_SECRET_KEY",
-        None,
-        "(unset)",
-        "Stripe API key (`sk_…`). The webhook never calls Stripe: disputes and refunds "
-        "(`metadata: {}`) are placed through the charge and payment intent carelog recorded at "
-        "payment time (`payment_refs`).",
-    )
-    stripe_api_base: str = _setting(
-        "STRIPE_API_BASE",
-        "https://api.stripe.com",
-        "`https://api.stripe.com`",
-        "Stripe API base URL the checkout endpoint's SDK talks to (a proxy, or `stripe-mock` "
-        "in tests).",
-    )
-    practitioner_agreement_version: str = _setting(
+    practitioner_agreement_version: str = setting(
         "CARELOG_PRACTITIONER_AGREEMENT_VERSION",
         "1.0",
         "`1.0`",
         "Version of the practitioner agreement recorded when an expert first publishes their "
         "profile.",
     )
-    debug: bool = _setting(
+    debug: bool = setting(
         "CARELOG_DEBUG",
         False,
         "(unset)",
         "Set to 1 to let the CLI print the full traceback of an unexpected error.",
         hint="use 1 or 0",
     )
-    retired_auditlog_database_url: str | None = _setting(
+    retired_auditlog_database_url: str | None = setting(
         "AUDITLOG_DATABASE_URL",
         None,
         "must be unset",
@@ -418,7 +233,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment only: no .env file, no secrets directory (one place to look).
-        return (init_settings, _EnvironmentSource(settings_cls))
+        return (init_settings, EnvironmentSource(settings_cls))
 
     # ------------------------------------------------------------------ validation
 
@@ -448,21 +263,6 @@ class Settings(BaseSettings):
     def _check_interval(cls, value: float) -> float:
         if not 0.05 <= value <= 86400:
             raise ValueError(f"invalid sealing interval {value!r}")
-        return value
-
-    @field_validator("workos_api_base")
-    @classmethod
-    def _check_api_base(cls, value: str) -> str:
-        base = value.rstrip("/")
-        if not base.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ValueError(f"invalid WorkOS API base {base!r}")
-        return base
-
-    @field_validator("workos_jwks_timeout")
-    @classmethod
-    def _check_jwks_timeout(cls, value: float) -> float:
-        if not 0 < value <= 30:
-            raise ValueError(f"invalid JWKS timeout {value!r}")
         return value
 
     @field_validator("database_url", "workos_issuer", "workos_jwks_url", mode="before")
@@ -510,7 +310,7 @@ class Settings(BaseSettings):
         try:
             if environ is None:
                 return cls()
-            with _reading(environ):
+            with reading(environ):
                 return cls()
         except ValidationError as exc:
             raise _configuration_error(exc) from None
@@ -520,7 +320,7 @@ class Settings(BaseSettings):
         values = {name: getattr(self, name) for name in type(self).model_fields}
         values.update(changes)
         try:
-            with _reading({}):
+            with reading({}):
                 return type(self)(**values)
         except ValidationError as exc:
             raise _configuration_error(exc) from None
@@ -548,7 +348,7 @@ class Settings(BaseSettings):
         """The WorkOS part, with the JWKS URL and issuers derived from the client id."""
         client = self.workos_client_id or None
         base = self.workos_api_base
-        issuers = _csv(self.workos_issuer)
+        issuers = csv_values(self.workos_issuer)
         if not issuers:
             issuers = (base, f"{base}/user_management/{client}") if client else (base,)
         password = self.workos_cookie_password
@@ -557,7 +357,7 @@ class Settings(BaseSettings):
             api_base=base,
             jwks_url=self.workos_jwks_url or (f"{base}/sso/jwks/{client}" if client else None),
             issuers=issuers,
-            audience=_csv(self.workos_audience),
+            audience=csv_values(self.workos_audience),
             jwks_timeout=self.workos_jwks_timeout,
             cookie_password=password.get_secret_value() if password is not None else None,
             api_key=None if self.workos_api_key is None else self.workos_api_key.get_secret_value(),
@@ -608,22 +408,3 @@ def _documented() -> dict[str, tuple[str, str]]:
 
 # Variable -> (default as documented, meaning): the README's configuration table, in order.
 ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = _documented()
-
-TABLE_BEGIN = "<!-- configuration table: generated by `carelog docs config`, do not edit -->"
-TABLE_END = "<!-- end of configuration table -->"
-
-
-def configuration_table() -> str:
-    """The README's configuration table (markdown), generated from the fields above."""
-    lines = [TABLE_BEGIN, "| Variable | Default | Meaning |", "|---|---|---|"]
-    for variable, (default, meaning) in ENVIRONMENT_VARIABLES.items():
-        lines.append(f"| `{variable}` | {default} | {meaning} |")
-    lines.append(TABLE_END)
-    return "\n".join(lines) + "\n"
-
-
-def with_configuration_table(readme: str) -> str:
-    """``readme`` with its generated table replaced by the current one."""
-    start = readme.index(TABLE_BEGIN)
-    end = readme.index(TABLE_END) + len(TABLE_END) + 1
-    return readme[:start] + configuration_table() + readme[end:]

@@ -237,7 +237,7 @@ later SQL files; a policy only matters for a command the role is granted.
 LEGACY = """\
 ## The legacy schema (read-only input)
 
-`carelog.db.schema_clerk_legacy` reproduces the Clerk-era design the platform is migrating away
+`carelog.legacy.schema` reproduces the Clerk-era design the platform is migrating away
 from, on its own metadata objects so it can never be mixed into this schema:
 
 - `LegacyBase`: the 12 tables of the old main database (`events`, `schedules`,
@@ -280,14 +280,3 @@ def render_schema_doc() -> str:
         lines += [f"- `{n}`" for n in orphans] + [""]
     lines.append(LEGACY)
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def write_schema_doc(root: Path) -> bool:
-    """Write ``docs/schema.md`` under ``root``; True if it changed."""
-    path = root / DOC_PATH
-    text = render_schema_doc()
-    if path.exists() and path.read_text(encoding="utf-8") == text:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return True

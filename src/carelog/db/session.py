@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from carelog.core.errors import CarelogError, ConfigurationError
+from carelog.core.errors import CarelogError
 from carelog.core.ids import parse_uuid
 from carelog.db.engine import Database
 
@@ -127,31 +127,3 @@ class Scopes:
 def current_unit() -> AsyncSession | None:
     """The unit of work the caller is inside, if any (the audit API joins its transaction)."""
     return _ambient.get()
-
-
-_default: Scopes | None = None
-
-
-def configure(database: Database) -> Scopes:
-    """Install the process-wide scopes (done once at start-up by the CLI or the web app)."""
-    global _default
-    _default = Scopes(database)
-    return _default
-
-
-def scopes() -> Scopes:
-    if _default is None:
-        raise ConfigurationError(
-            "the database is not configured", hint="call carelog.db.session.configure(db) first"
-        )
-    return _default
-
-
-def org_scope(user_id: str, org_id: uuid.UUID | str) -> AbstractAsyncContextManager[AsyncSession]:
-    """``async with org_scope(user_id, org_id) as session:`` on the configured database."""
-    return scopes().org_scope(user_id, org_id)
-
-
-def system_scope(actor: str, org_id: uuid.UUID | str) -> AbstractAsyncContextManager[AsyncSession]:
-    """``async with system_scope('system:stripe-webhook', org_id) as session:``."""
-    return scopes().system_scope(actor, org_id)

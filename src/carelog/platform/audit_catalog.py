@@ -1,7 +1,7 @@
 """The platform's audit vocabulary: every action the care platform records, as data.
 
-It keeps all 45 actions of the reference's new vocabulary and gives each legacy action a
-precise home (``legacy_names``) instead of the reference's lossy remapping, where creating a
+It keeps all 45 actions of the legacy platform's new vocabulary and gives each legacy action a
+precise home (``legacy_names``) instead of the legacy platform's lossy remapping, where creating a
 service, saving a schedule or publishing a profile all became ``PROFILE_UPDATED`` and a
 practitioner's consent became ``COMPLIANCE_REPORT_GENERATED``. Failed and denied attempts are
 the same action with ``outcome='failure'|'denied'``, so "who tried to read this record and was
@@ -159,7 +159,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     A("COMPLIANCE_REPORT_GENERATED", "compliance", "read"),
     A("GDPR_DATA_REQUEST", "compliance"),
     A("GDPR_DATA_DELETION", "compliance"),
-    # Integrations (the reference's dotted lower-case names, kept verbatim)
+    # Integrations (the legacy platform's dotted lower-case names, kept verbatim)
     A("google_calendar.connection_initiated", "integration"),
     A("google_calendar.connected", "integration"),
     A("google_calendar.connection_failed", "integration"),
@@ -175,7 +175,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
 )
 
 RESOURCE_TYPES: tuple[str, ...] = (
-    # the reference's new vocabulary
+    # the legacy platform's new vocabulary
     "medical_record",
     "appointment",
     "payment",

@@ -16,8 +16,8 @@ Why it is built this way:
   the experts' availability). Re-running on a later day keeps the existing meetings instead of
   adding new ones. Meetings on earlier days are ``completed`` and carry one encrypted clinical
   note each; upcoming ones are ``booked``. No expert has two meetings at the same start time.
-* Records never store ``guest_email`` (the reference kept the patient's e-mail in clear next to
-  the ciphertext); their content is sealed with the :class:`RecordKeyring`.
+* Records never store ``guest_email`` (the legacy platform kept the patient's e-mail in clear
+  next to the ciphertext); their content is sealed with the :class:`RecordKeyring`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reading the legacy separate audit database, with clear errors.
 
-The table is described by :class:`carelog.db.schema_clerk_legacy.LegacyAuditLog`; the shape
+The table is described by :class:`carelog.legacy.schema.LegacyAuditLog`; the shape
 check compares the live table with it column by column (extra columns are harmless), so a wrong
 ``--source`` fails before anything is read. Rows are read in ``id`` order with keyset
 pagination (``WHERE id > last ORDER BY id LIMIT n``): a batch is one short statement, and a
@@ -20,11 +20,11 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from carelog.db.engine import psycopg_url
-from carelog.db.schema_clerk_legacy import LegacyAuditLog, LegacyUser
 from carelog.legacy.audit_import.errors import (
     LegacySourceShapeError,
     LegacySourceUnavailableError,
 )
+from carelog.legacy.schema import LegacyAuditLog, LegacyUser
 
 AUDIT_TABLE: sa.Table = LegacyAuditLog.__table__  # type: ignore[assignment]
 USERS_TABLE: sa.Table = LegacyUser.__table__  # type: ignore[assignment]

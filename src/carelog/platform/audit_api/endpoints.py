@@ -18,11 +18,10 @@ from fastapi.responses import StreamingResponse
 
 from carelog.audit import log_audit_event
 from carelog.audit.catalog import AuditCatalog, Outcome
-from carelog.audit.errors import AuditInputError
 from carelog.audit.export import ExportFormat, export_audit_logs
 from carelog.audit.filters import DEFAULT_LIMIT, MAX_LIMIT, AuditFilters
-from carelog.audit.query import get_audit_logs
 from carelog.audit.report import access_report, compliance_report
+from carelog.platform.audit_api import service as audit_reads
 from carelog.platform.audit_api.schemas import (
     AccessEntryOut,
     AccessReportOut,
@@ -32,7 +31,6 @@ from carelog.platform.audit_api.schemas import (
     ComplianceReportOut,
 )
 from carelog.platform.auth.dependencies import AdminUnit, StreamingUnit, ensure_admin
-from carelog.platform.errors import ApiError
 from carelog.platform.http import AUTHENTICATED, PlainText, PlatformRoute, described
 from carelog.platform.services import services
 
@@ -44,12 +42,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "workos": "application/json"}
 MAX_ACCESS_ENTRIES = 10_000
-
-
-def _invalid(exc: AuditInputError) -> ApiError:
-    return ApiError(
-        exc.message, status_code=422, code="INVALID_INPUT", field=exc.field, hint=exc.hint
-    )
 
 
 def audit_filters(
@@ -64,20 +56,17 @@ def audit_filters(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> AuditFilters:
     """Every filter of :class:`AuditFilters` as query parameters (all ANDed)."""
-    try:
-        return AuditFilters(
-            start=start,
-            end=end,
-            actions=tuple(action or ()),
-            resource_types=tuple(resource_type or ()),
-            resource_id=resource_id,
-            actor_id=actor_id,
-            data_subject_id=data_subject_id,
-            outcomes=tuple(outcome or ()),
-            limit=limit,
-        )
-    except AuditInputError as exc:
-        raise _invalid(exc) from None
+    return AuditFilters(
+        start=start,
+        end=end,
+        actions=tuple(action or ()),
+        resource_types=tuple(resource_type or ()),
+        resource_id=resource_id,
+        actor_id=actor_id,
+        data_subject_id=data_subject_id,
+        outcomes=tuple(outcome or ()),
+        limit=limit,
+    )
 
 
 Filters = Annotated[AuditFilters, Depends(audit_filters)]
@@ -94,17 +83,7 @@ async def list_events(
     cursor: Annotated[PlainText | None, Query(max_length=64, description="next_cursor")] = None,
 ) -> AuditEventPage:
     """One page, newest first; pass ``next_cursor`` back (with the same filters) for the next."""
-    try:
-        page = await get_audit_logs(unit.session, unit.identity.org_id, filters, cursor)
-    except AuditInputError as exc:
-        raise _invalid(exc) from None
-    await log_audit_event(
-        "AUDIT_LOG_QUERIED",
-        "compliance",
-        None,
-        None,
-        {"filters": filters.to_json_dict(), "returned": len(page.items), "paged": bool(cursor)},
-    )
+    page = await audit_reads.search(unit, filters, cursor)
     return AuditEventPage(
         items=[AuditEventOut.model_validate(r) for r in page.items], next_cursor=page.next_cursor
     )
@@ -146,13 +125,10 @@ async def report(
     request: Request, unit: AdminUnit, since: datetime, until: datetime
 ) -> ComplianceReportOut:
     """Totals for the period, by category, outcome and day, top actors, PHI and denials."""
-    try:
-        AuditFilters(start=since, end=until)  # same validation as the filters (aware, ordered)
-        result = await compliance_report(
-            unit.session, unit.identity.org_id, since, until, _catalog(request)
-        )
-    except AuditInputError as exc:
-        raise _invalid(exc) from None
+    AuditFilters(start=since, end=until)  # same validation as the filters (aware, ordered)
+    result = await compliance_report(
+        unit.session, unit.identity.org_id, since, until, _catalog(request)
+    )
     await log_audit_event(
         "COMPLIANCE_REPORT_GENERATED",
         "compliance",
@@ -190,12 +166,9 @@ async def subject_access_report(
     limit: Annotated[int, Query(ge=1, le=MAX_ACCESS_ENTRIES)] = 1000,
 ) -> AccessReportOut:
     """Who accessed (or tried to access) this person's data, newest first (HIPAA accounting)."""
-    try:
-        entries = await access_report(
-            unit.session, unit.identity.org_id, subject, since, until, limit=limit + 1
-        )
-    except AuditInputError as exc:
-        raise _invalid(exc) from None
+    entries = await access_report(
+        unit.session, unit.identity.org_id, subject, since, until, limit=limit + 1
+    )
     await log_audit_event(
         "COMPLIANCE_REPORT_GENERATED",
         "compliance",

@@ -2,13 +2,10 @@
 
 from carelog.platform.auth.dependencies import (
     AdminUnit,
-    CurrentIdentity,
     Identity,
     RequestUnit,
     StreamingUnit,
     Unit,
-    current_identity,
-    db_unit,
     ensure_admin,
     request_unit,
     require_org_admin,
@@ -25,7 +22,6 @@ from carelog.platform.auth.tokens import (
 
 __all__ = [
     "AdminUnit",
-    "CurrentIdentity",
     "DevTokenSigner",
     "Identity",
     "RequestUnit",
@@ -35,8 +31,6 @@ __all__ = [
     "TokenVerifier",
     "Unit",
     "WorkOSTokenVerifier",
-    "current_identity",
-    "db_unit",
     "dev_signer",
     "ensure_admin",
     "request_unit",

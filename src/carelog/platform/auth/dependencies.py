@@ -175,17 +175,9 @@ async def request_unit(
         yield RequestUnit(session, identity, scopes)
 
 
-#: Alias kept for readers who look for the "db unit" of a request.
-db_unit = request_unit
-
 Unit = Annotated[RequestUnit, Depends(request_unit, scope="function")]
 #: The same unit held open until the response has been sent (streaming responses).
 StreamingUnit = Annotated[RequestUnit, Depends(request_unit, scope="request")]
-
-
-async def current_identity(unit: Unit) -> Identity:
-    """The verified caller (401 without a valid token, 403 without an active membership)."""
-    return unit.identity
 
 
 def ensure_admin(unit: RequestUnit) -> RequestUnit:
@@ -202,5 +194,4 @@ async def require_org_admin(unit: Unit) -> RequestUnit:
     return ensure_admin(unit)
 
 
-CurrentIdentity = Annotated[Identity, Depends(current_identity)]
 AdminUnit = Annotated[RequestUnit, Depends(require_org_admin)]

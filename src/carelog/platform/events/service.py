@@ -2,7 +2,7 @@
 
 Every statement names the owner (``workos_user_id = me``) and the organization, and RLS checks
 the same again. Deleting an event that has meetings is refused up front with a clear 409; the
-RESTRICT foreign key is the backstop for a meeting booked in between (the reference cascaded
+RESTRICT foreign key is the backstop for a meeting booked in between (the legacy platform cascaded
 meetings, records and commissions away without a trace).
 """
 

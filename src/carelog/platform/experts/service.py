@@ -1,10 +1,10 @@
 """Saving, publishing and unpublishing the expert's profile. Services never commit.
 
-Publication locks the profile row (``FOR UPDATE``) instead of the reference's read-then-toggle,
-and publish/unpublish are explicit verbs (idempotent) rather than a toggle, so two clicks can
-never undo each other. The first publication records the practitioner agreement (time, version
-from ``CARELOG_PRACTITIONER_AGREEMENT_VERSION``, the client address the audit context trusted)
-and logs it as its own action, not as a "compliance report".
+Publication locks the profile row (``FOR UPDATE``) instead of the legacy platform's
+read-then-toggle, and publish/unpublish are explicit verbs (idempotent) rather than a toggle, so
+two clicks can never undo each other. The first publication records the practitioner agreement
+(time, version from ``CARELOG_PRACTITIONER_AGREEMENT_VERSION``, the client address the audit
+context trusted) and logs it as its own action, not as a "compliance report".
 """
 
 from __future__ import annotations

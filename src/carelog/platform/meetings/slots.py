@@ -1,6 +1,6 @@
 """Is this start time a bookable slot of this expert? Pure rules, no database.
 
-The rules of the reference's slot validation: the start lies inside a weekly availability
+The rules of the legacy platform's slot validation: the start lies inside a weekly availability
 window of the expert's schedule (wall-clock time in the schedule's IANA zone, DST-aware), on
 the slot grid (``time_slot_interval`` from the window's start), the whole meeting fits in the
 window, it respects the minimum notice and the booking window, its day is not blocked (each

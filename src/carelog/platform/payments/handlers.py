@@ -2,7 +2,7 @@
 
 They only change state and write audit rows in that same transaction, so a failure rolls back
 everything (state and audit) and Stripe's retry starts from scratch. State machines, as fixed
-from the reference (domain.md section 8):
+from the reference:
 
 - ``checkout.session.completed``: creates the meeting; its payment status comes from Stripe.
 - ``payment_intent.succeeded``: meetings -> succeeded; the payment transfer is inserted as

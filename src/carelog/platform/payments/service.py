@@ -7,7 +7,7 @@ between them). A redelivery finds the event processed and
 changes and logs nothing; a concurrent duplicate blocks on the primary key until the first
 commits, then does the same. If the handler fails, everything rolls back, the event is recorded
 as ``failed`` (attempts, error class) in a separate transaction and the webhook answers 500, so
-Stripe delivers it again and the retry runs the handler from scratch. The reference
+Stripe delivers it again and the retry runs the handler from scratch. The legacy platform
 acknowledged failures with 200, so Stripe never retried them.
 
 Invalid signatures: which organization should the WEBHOOK_SIGNATURE_INVALID event go to? None

@@ -1,8 +1,8 @@
 """AES-256-GCM encryption of medical record content (PHI), bound to the row it belongs to.
 
-Why not the reference's scheme (domain.md §1.13): it used no associated data, so a ciphertext
-could be copied onto another patient's record and still decrypt; it carried the author's id in
-clear inside the envelope; and the org id given to decrypt was only logged. Here:
+Why not the legacy platform's scheme (see docs/migrating.md): it used no associated data, so a
+ciphertext could be copied onto another patient's record and still decrypt; it carried the
+author's id in clear inside the envelope; and the org id given to decrypt was only logged. Here:
 
 * Keys come from ``CARELOG_RECORD_KEYS`` = ``"kid1:BASE64KEY,kid2:BASE64KEY"`` (32-byte keys,
   standard or URL-safe base64). The FIRST key is the active one (new encryptions); the others

@@ -1,7 +1,7 @@
 """Request and response bodies of the medical-records API.
 
 Responses carry plaintext for the authorised reader only and never the stored ciphertext, key
-ids or nonces (the reference returned the encrypted envelopes next to the plaintext). Inputs
+ids or nonces (the legacy platform returned the encrypted envelopes next to the plaintext). Inputs
 forbid unknown fields, so a client cannot smuggle ``expert_id`` or ``version`` into a write.
 """
 

@@ -1,8 +1,8 @@
 """Saving a schedule and blocked dates, with their audit events. Services never commit.
 
 The whole replacement (schedule upsert, old windows deleted, new ones inserted, audit row) is
-one unit of work, so a crash never leaves a schedule without its windows; the reference ran the
-upsert outside its batch.
+one unit of work, so a crash never leaves a schedule without its windows; the legacy platform
+ran the upsert outside its batch.
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import jinja2
 import sqlalchemy as sa
@@ -31,24 +31,22 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
-from carelog.audit import log_audit_event
 from carelog.audit.catalog import OUTCOMES, AuditCatalog
 from carelog.audit.errors import AuditInputError
 from carelog.audit.events import MASK_PREFIX
-from carelog.audit.filters import AuditFilters, Cursor
-from carelog.audit.query import AuditRecord, get_audit_logs, select_events
+from carelog.audit.query import AuditRecord
 from carelog.audit.sealing import ERASED_DISPLAY, erased_subjects, is_sealed, present
-from carelog.db.schema import AuditLog, Organization
+from carelog.platform.audit_api import service as audit_reads
 from carelog.platform.auth.cookies import SESSION_COOKIE
 from carelog.platform.auth.dependencies import RequestUnit, Unit, ensure_admin, token_verifier
 from carelog.platform.auth.tokens import TokenError
 from carelog.platform.errors import ApiError
 from carelog.platform.services import services
+from carelog.web.viewer.forms import PAGE_SIZE, parse_filters
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
-PAGE_SIZE = 50
 PARTIAL_HEADER = "x-carelog-partial"
 LOGIN_PATH = "/audit/login"
 #: Query parameters of the list page, in the order they appear in links (the API's names).
@@ -72,11 +70,6 @@ SECURITY_HEADERS = {
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
 }
-_T = cast(sa.Table, AuditLog.__table__).c
-_CHECKPOINT = sa.text(
-    "SELECT tree_size, issued_at FROM audit_checkpoints WHERE org_id = :org "
-    "ORDER BY tree_size DESC LIMIT 1"
-)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -172,133 +165,7 @@ class ViewerRoute(APIRoute):
 router = APIRouter(route_class=ViewerRoute, include_in_schema=False)
 
 
-# --------------------------------------------------------------------------- filters
-
-
-@dataclass(frozen=True)
-class FilterForm:
-    """The list page's filters as typed (for the form and links) and as validated filters."""
-
-    values: dict[str, str]
-    filters: AuditFilters | None
-    error: str | None = None
-
-    def query(self, **extra: str | None) -> str:
-        pairs = [(k, v) for k, v in self.values.items() if v]
-        pairs += [(k, v) for k, v in extra.items() if v]
-        return urllib.parse.urlencode(pairs)
-
-    def export_query(self, fmt: str) -> str:
-        """The same conditions for ``/api/audit/export`` (datetimes, not dates)."""
-        pairs: list[tuple[str, str]] = [("format", fmt)]
-        f = self.filters
-        if f is not None:
-            if f.start is not None:
-                pairs.append(("start", f.start.isoformat()))
-            if f.end is not None:
-                pairs.append(("end", f.end.isoformat()))
-            pairs += [("action", a) for a in f.actions]
-            pairs += [("resource_type", r) for r in f.resource_types]
-            pairs += [("outcome", o) for o in f.outcomes]
-            for name in ("resource_id", "actor_id", "data_subject_id"):
-                value = getattr(f, name)
-                if value is not None:
-                    pairs.append((name, value))
-        return urllib.parse.urlencode(pairs)
-
-
-def _day(name: str, text: str, *, end: bool) -> datetime:
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise AuditInputError(
-            f"{text!r} is not a date", field=name, hint="use YYYY-MM-DD (UTC)"
-        ) from None
-    at = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return at + timedelta(days=1) if end else at  # the end date is inclusive
-
-
-def parse_filters(params: Mapping[str, str], limit: int = PAGE_SIZE) -> FilterForm:
-    values = {k: params.get(k, "").strip() for k in FILTER_FIELDS}
-    values = {k: v for k, v in values.items() if v}
-    try:
-        start = _day("start", values["start"], end=False) if "start" in values else None
-        end = _day("end", values["end"], end=True) if "end" in values else None
-        outcome = values.get("outcome")
-        if outcome is not None and outcome not in OUTCOMES:
-            raise AuditInputError(f"unknown outcome {outcome!r}", field="outcome")
-        filters = AuditFilters(
-            start=start,
-            end=end,
-            actions=(values["action"],) if "action" in values else (),
-            resource_types=(values["resource_type"],) if "resource_type" in values else (),
-            resource_id=values.get("resource_id"),
-            actor_id=values.get("actor_id"),
-            data_subject_id=values.get("data_subject_id"),
-            outcomes=(cast(Any, outcome),) if outcome else (),
-            limit=limit,
-        )
-    except AuditInputError as exc:
-        field = {"start": "From", "end": "To"}.get(exc.field or "", exc.field or "filter")
-        return FilterForm(values, None, f"{field}: {exc.message}")
-    return FilterForm(values, filters)
-
-
-# --------------------------------------------------------------------------- queries
-
-
-@dataclass
-class Page:
-    items: list[AuditRecord]
-    older: str | None = None  # cursor of the next (older) page
-    newer: str | None = None  # "before" cursor of the previous (newer) page
-
-
-async def newer_page(
-    unit: RequestUnit, filters: AuditFilters, before: Cursor
-) -> tuple[list[AuditRecord], bool]:
-    """The page just newer than ``before`` (ascending keyset scan, then reversed), and whether
-    there are newer events still."""
-    position = sa.tuple_(_T.created_at, _T.id) > sa.tuple_(sa.literal(before.created_at), before.id)
-    stmt = (
-        select_events(unit.identity.org_id, filters)
-        .where(_T.created_at >= before.created_at, position)
-        .order_by(None)
-        .order_by(_T.created_at.asc(), _T.id.asc())
-        .limit(filters.limit + 1)
-    )
-    rows = (await unit.session.execute(stmt)).all()
-    items = [AuditRecord.from_row(r) for r in rows[: filters.limit]]
-    items.reverse()
-    return items, len(rows) > filters.limit
-
-
-async def load_page(
-    unit: RequestUnit, filters: AuditFilters, cursor: str | None, before: str | None
-) -> Page:
-    org = unit.identity.org_id
-    if before and not cursor:
-        items, more = await newer_page(unit, filters, Cursor.decode(before, filters))
-        if more and items:
-            return Page(
-                items,
-                older=Cursor(items[-1].created_at, items[-1].id).encode(filters),
-                newer=Cursor(items[0].created_at, items[0].id).encode(filters),
-            )
-        cursor = None  # the newest page: read it as such (events may have arrived meanwhile)
-    page = await get_audit_logs(unit.session, org, filters, cursor)
-    newer = None
-    if cursor:
-        first = page.items[0] if page.items else None
-        newer = "" if first is None else Cursor(first.created_at, first.id).encode(filters)
-    return Page(page.items, older=page.next_cursor, newer=newer)
-
-
-async def org_name(unit: RequestUnit) -> str:
-    name = await unit.session.scalar(
-        sa.select(Organization.name).where(Organization.id == unit.identity.org_id)
-    )
-    return str(name) if name is not None else str(unit.identity.org_id)
+# --------------------------------------------------------------------------- pages
 
 
 def _verifications(request: Request) -> dict[uuid.UUID, dict[str, Any]]:
@@ -307,14 +174,11 @@ def _verifications(request: Request) -> dict[uuid.UUID, dict[str, Any]]:
 
 async def integrity_status(request: Request, unit: RequestUnit) -> dict[str, Any]:
     """The last checkpoint (one index lookup) and the last verification run from this page."""
-    status: dict[str, Any] = {"available": True, "checkpoint": None}
+    status: dict[str, Any] = {"available": True}
     try:
-        async with unit.session.begin_nested():
-            row = (await unit.session.execute(_CHECKPOINT, {"org": unit.identity.org_id})).first()
+        status["checkpoint"] = await audit_reads.last_checkpoint(unit)
     except sa.exc.DBAPIError:
         return {"available": False}
-    if row is not None:
-        status["checkpoint"] = {"tree_size": int(row[0]), "issued_at": row[1]}
     status["verification"] = _verifications(request).get(unit.identity.org_id)
     return status
 
@@ -325,7 +189,11 @@ def _catalog(request: Request) -> AuditCatalog:
 
 async def _chrome(request: Request, unit: RequestUnit) -> dict[str, Any]:
     """What every page shows: who is signed in, for which organization."""
-    return {"identity": unit.identity, "org_name": await org_name(unit), "path": request.url.path}
+    return {
+        "identity": unit.identity,
+        "org_name": await audit_reads.org_name(unit),
+        "path": request.url.path,
+    }
 
 
 def _partial(request: Request) -> bool:
@@ -406,26 +274,13 @@ async def events_page(request: Request, unit: Unit) -> HTMLResponse:
     form = parse_filters(params)
     cursor = params.get("cursor") or None
     before = params.get("before") or None
-    page = Page([])
+    page = audit_reads.Page([])
     error = form.error
     if form.filters is not None:
         try:
-            page = await load_page(unit, form.filters, cursor, before)
+            page = await audit_reads.browse(unit, form.filters, cursor, before, via="viewer")
         except AuditInputError as exc:
             error = f"{exc.message}. Start again from the newest events."
-        else:
-            await log_audit_event(
-                "AUDIT_LOG_QUERIED",
-                "compliance",
-                None,
-                None,
-                {
-                    "filters": form.filters.to_json_dict(),
-                    "returned": len(page.items),
-                    "paged": bool(cursor or before),
-                    "via": "viewer",
-                },
-            )
     catalog = _catalog(request)
     return render(
         "events.html",
@@ -440,10 +295,6 @@ async def events_page(request: Request, unit: Unit) -> HTMLResponse:
         integrity=await integrity_status(request, unit),
         exports=[("jsonl", "JSON Lines"), ("csv", "CSV"), ("workos", "WorkOS JSON")],
     )
-
-
-def _not_found(what: str) -> ApiError:
-    return ApiError(f"no such {what} in this organization", status_code=404, code="NOT_FOUND")
 
 
 @dataclass(frozen=True)
@@ -474,28 +325,13 @@ def diff_rows(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> l
 async def event_page(request: Request, unit: Unit, event_id: str) -> HTMLResponse:
     """One event: context, changes as a before/after table, metadata."""
     ensure_admin(unit)
-    try:
-        wanted = uuid.UUID(event_id)
-    except ValueError:
-        raise _not_found("event") from None
-    stmt = select_events(unit.identity.org_id, AuditFilters()).where(_T.id == wanted).limit(1)
-    row = (await unit.session.execute(stmt)).first()
-    if row is None:
-        raise _not_found("event")
-    event = AuditRecord.from_row(row)
+    event = await audit_reads.event(unit, event_id, via="viewer")
     gone = await erased_subjects(unit.session, unit.identity.org_id, [event.data_subject_id])
     event = dataclasses.replace(
         event,
         old_values=present(event.old_values, bool(gone)),
         new_values=present(event.new_values, bool(gone)),
         metadata=present(event.metadata, bool(gone)),
-    )
-    await log_audit_event(
-        "AUDIT_LOG_QUERIED",
-        "compliance",
-        None,
-        None,
-        {"event_id": str(event.id), "returned": 1, "via": "viewer"},
     )
     ctx: dict[str, Any] = {
         "event": event,
@@ -518,20 +354,11 @@ async def subject_page(request: Request, unit: Unit, subject_id: str) -> HTMLRes
     entries: list[AuditRecord] = []
     older: str | None = None
     try:
-        filters = AuditFilters(data_subject_id=subject_id, limit=PAGE_SIZE)
-        page = await get_audit_logs(unit.session, unit.identity.org_id, filters, cursor)
+        page = await audit_reads.subject_accesses(unit, subject_id, cursor, PAGE_SIZE, via="viewer")
     except AuditInputError as exc:
         error = exc.message
     else:
         entries, older = page.items, page.next_cursor
-        await log_audit_event(
-            "COMPLIANCE_REPORT_GENERATED",
-            "compliance",
-            None,
-            None,
-            {"kind": "access", "entries": len(entries), "via": "viewer"},
-            data_subject=subject_id,
-        )
     phi = set(_catalog(request).phi_actions())
     export = urllib.parse.urlencode({"format": "csv", "data_subject_id": subject_id})
     return render(

@@ -1,4 +1,4 @@
-"""Legacy Clerk-era schema of the reference platform (before organizations / WorkOS).
+"""Legacy Clerk-era schema of the legacy platform (before organizations / WorkOS).
 
 Used **only** by the ``carelog.legacy`` migration tooling to read (and, in tests, recreate)
 legacy databases; the application never writes these tables. It is deliberately kept on its
@@ -13,7 +13,7 @@ own metadata objects so it can never be mixed into the canonical :mod:`carelog.d
 
 Fidelity rules: column names are reproduced exactly (many are camelCase quoted identifiers);
 timestamps are naive ``timestamp without time zone`` as the legacy had; no CHECKs or other fixes
-are added. Where the reference notes are unsure a comment says so. Columns whose presence at
+are added. Where the legacy notes are unsure a comment says so. Columns whose presence at
 ``ea90c06a^`` is doubtful (added by later forks, e.g. ``meetings."guestPhone"``,
 ``meetings.calendar_creation_claimed``, ``payment_transfers.guest_*``/``service_name``) are
 *omitted*: selecting a mapped column that does not exist fails, while unmapped extra columns
@@ -296,7 +296,7 @@ class LegacyUser(LegacyBase):
     __table_args__ = (
         Index("users_clerk_user_id_idx", "clerkUserId"),
         Index("users_stripe_customer_id_idx", "stripeCustomerId"),
-        # Index name unsure (seen in the reference history); harmless for reads.
+        # Index name unsure (seen in the legacy history); harmless for reads.
         Index("users_stripe_identity_verification_id_idx", "stripe_identity_verification_id"),
     )
 
@@ -354,7 +354,7 @@ class LegacyUser(LegacyBase):
 class LegacyRecord(LegacyBase):
     """Legacy ``records``: notes encrypted with the single app-wide ``ENCRYPTION_KEY``.
 
-    Column names are snake_case as in the reference source (domain notes cite the TS property
+    Column names are snake_case as in the legacy source (the legacy notes cite the TS property
     names ``encryptedContent``/``encryptedMetadata``). The packing of ciphertext/IV/tag inside
     the single text column is unsure; the importer must detect it.
     """
@@ -464,7 +464,7 @@ class LegacySlotReservation(LegacyBase):
 
     __tablename__ = "slot_reservations"
     __table_args__ = (
-        # Constraint name unsure (domain notes give only the columns).
+        # Constraint name unsure (the legacy notes give only the columns).
         UniqueConstraint(
             "event_id",
             "start_time",
@@ -491,7 +491,7 @@ class LegacySlotReservation(LegacyBase):
         "stripe_payment_intent_id", Text, unique=True
     )
     stripe_session_id: Mapped[str | None] = mapped_column("stripe_session_id", Text, unique=True)
-    # Reminder columns: present in the reference source of this table; unsure for ea90c06a^.
+    # Reminder columns: present in the legacy source of this table; unsure for ea90c06a^.
     gentle_reminder_sent_at: Mapped[datetime | None] = _ts("gentle_reminder_sent_at")
     urgent_reminder_sent_at: Mapped[datetime | None] = _ts("urgent_reminder_sent_at")
     created_at: Mapped[datetime] = _ts("created_at", nullable=False, default_now=True)

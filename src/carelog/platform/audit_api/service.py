@@ -1,0 +1,177 @@
+"""Reading an organization's audit trail, for the JSON API and the viewer alike.
+
+Both surfaces take the request's :class:`~carelog.platform.auth.dependencies.RequestUnit`
+(an owner or admin's org-scoped unit of work) and go through these functions, so the keyset
+queries, the "reading is itself audited" rule and the integrity look-ups exist once. ``via``
+names the surface in the recorded metadata (the API records none).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
+
+import sqlalchemy as sa
+
+from carelog.audit import log_audit_event
+from carelog.audit.filters import AuditFilters, Cursor
+from carelog.audit.query import AuditPage, AuditRecord, get_audit_logs, select_events
+from carelog.db.schema import AuditLog, Organization
+from carelog.platform.auth.dependencies import RequestUnit
+from carelog.platform.errors import ApiError
+
+_T = cast(sa.Table, AuditLog.__table__).c
+_CHECKPOINT = sa.text(
+    "SELECT tree_size, issued_at FROM audit_checkpoints WHERE org_id = :org "
+    "ORDER BY tree_size DESC LIMIT 1"
+)
+
+
+def _no_such(what: str) -> ApiError:
+    return ApiError(f"no such {what} in this organization", status_code=404, code="NOT_FOUND")
+
+
+def _via(metadata: dict[str, Any], via: str | None) -> dict[str, Any]:
+    return {**metadata, "via": via} if via else metadata
+
+
+@dataclass
+class Page:
+    """One keyset page and the cursors on either side of it."""
+
+    items: list[AuditRecord]
+    older: str | None = None  # cursor of the next (older) page
+    newer: str | None = None  # "before" cursor of the previous (newer) page
+
+
+async def search(unit: RequestUnit, filters: AuditFilters, cursor: str | None = None) -> AuditPage:
+    """One page, newest first (recorded as ``AUDIT_LOG_QUERIED``)."""
+    page = await get_audit_logs(unit.session, unit.identity.org_id, filters, cursor)
+    await log_audit_event(
+        "AUDIT_LOG_QUERIED",
+        "compliance",
+        None,
+        None,
+        {"filters": filters.to_json_dict(), "returned": len(page.items), "paged": bool(cursor)},
+    )
+    return page
+
+
+async def _newer_page(
+    unit: RequestUnit, filters: AuditFilters, before: Cursor
+) -> tuple[list[AuditRecord], bool]:
+    """The page just newer than ``before`` (ascending keyset scan, then reversed), and whether
+    there are newer events still."""
+    position = sa.tuple_(_T.created_at, _T.id) > sa.tuple_(sa.literal(before.created_at), before.id)
+    stmt = (
+        select_events(unit.identity.org_id, filters)
+        .where(_T.created_at >= before.created_at, position)
+        .order_by(None)
+        .order_by(_T.created_at.asc(), _T.id.asc())
+        .limit(filters.limit + 1)
+    )
+    rows = (await unit.session.execute(stmt)).all()
+    items = [AuditRecord.from_row(r) for r in rows[: filters.limit]]
+    items.reverse()
+    return items, len(rows) > filters.limit
+
+
+async def browse(
+    unit: RequestUnit,
+    filters: AuditFilters,
+    cursor: str | None,
+    before: str | None,
+    *,
+    via: str | None = None,
+) -> Page:
+    """A page that can be walked both ways (older with ``cursor``, newer with ``before``)."""
+    page = await _load(unit, filters, cursor, before)
+    await log_audit_event(
+        "AUDIT_LOG_QUERIED",
+        "compliance",
+        None,
+        None,
+        _via(
+            {
+                "filters": filters.to_json_dict(),
+                "returned": len(page.items),
+                "paged": bool(cursor or before),
+            },
+            via,
+        ),
+    )
+    return page
+
+
+async def _load(
+    unit: RequestUnit, filters: AuditFilters, cursor: str | None, before: str | None
+) -> Page:
+    org = unit.identity.org_id
+    if before and not cursor:
+        items, more = await _newer_page(unit, filters, Cursor.decode(before, filters))
+        if more and items:
+            return Page(
+                items,
+                older=Cursor(items[-1].created_at, items[-1].id).encode(filters),
+                newer=Cursor(items[0].created_at, items[0].id).encode(filters),
+            )
+        cursor = None  # the newest page: read it as such (events may have arrived meanwhile)
+    page = await get_audit_logs(unit.session, org, filters, cursor)
+    newer = None
+    if cursor:
+        first = page.items[0] if page.items else None
+        newer = "" if first is None else Cursor(first.created_at, first.id).encode(filters)
+    return Page(page.items, older=page.next_cursor, newer=newer)
+
+
+async def event(unit: RequestUnit, event_id: str, *, via: str | None = None) -> AuditRecord:
+    """One event of the organization (404 for a malformed, absent or foreign id)."""
+    try:
+        wanted = uuid.UUID(event_id)
+    except ValueError:
+        raise _no_such("event") from None
+    stmt = select_events(unit.identity.org_id, AuditFilters()).where(_T.id == wanted).limit(1)
+    row = (await unit.session.execute(stmt)).first()
+    if row is None:
+        raise _no_such("event")
+    found = AuditRecord.from_row(row)
+    await log_audit_event(
+        "AUDIT_LOG_QUERIED",
+        "compliance",
+        None,
+        None,
+        _via({"event_id": str(found.id), "returned": 1}, via),
+    )
+    return found
+
+
+async def subject_accesses(
+    unit: RequestUnit, subject_id: str, cursor: str | None, limit: int, *, via: str | None = None
+) -> AuditPage:
+    """Who accessed one data subject's records, newest first (a recorded access report)."""
+    filters = AuditFilters(data_subject_id=subject_id, limit=limit)
+    page = await get_audit_logs(unit.session, unit.identity.org_id, filters, cursor)
+    await log_audit_event(
+        "COMPLIANCE_REPORT_GENERATED",
+        "compliance",
+        None,
+        None,
+        _via({"kind": "access", "entries": len(page.items)}, via),
+        data_subject=subject_id,
+    )
+    return page
+
+
+async def org_name(unit: RequestUnit) -> str:
+    name = await unit.session.scalar(
+        sa.select(Organization.name).where(Organization.id == unit.identity.org_id)
+    )
+    return str(name) if name is not None else str(unit.identity.org_id)
+
+
+async def last_checkpoint(unit: RequestUnit) -> dict[str, Any] | None:
+    """The newest signed checkpoint (one index lookup); raises if the tables are unreadable."""
+    async with unit.session.begin_nested():
+        row = (await unit.session.execute(_CHECKPOINT, {"org": unit.identity.org_id})).first()
+    return None if row is None else {"tree_size": int(row[0]), "issued_at": row[1]}
