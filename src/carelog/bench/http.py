@@ -69,6 +69,7 @@ class HttpBenchReport:
     generator: str
     connections: int
     seconds: float
+    workers: int = 1
     endpoints: list[Endpoint] = field(default_factory=list)
 
     def ratio(self, endpoint: Endpoint) -> float:
@@ -183,6 +184,7 @@ def run_http_bench(
     seconds: float = 10.0,
     connections: int = 32,
     rounds: int = 3,
+    workers: int = 1,
     load: str = "auto",
     database_url: str | None = None,
     echo: Callable[[str], None] = print,
@@ -193,8 +195,18 @@ def run_http_bench(
         env = _env(workdir / "data", database_url)
         port, base_port = _free_port(), _free_port()
         api, base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{base_port}"
-        echo(f"starting carelog up --demo on :{port}")
-        service = [sys.executable, "-m", "carelog.cli.main", "up", "--demo", "--port", str(port)]
+        echo(f"starting carelog up --demo --workers {workers} on :{port}")
+        service = [
+            sys.executable,
+            "-m",
+            "carelog.cli.main",
+            "up",
+            "--demo",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
         with _process(service, env, workdir / "service.log", f"{api}/health"):
             access = _demo_access(api, env)
             conninfo = _app_conninfo(env)
@@ -213,7 +225,7 @@ def run_http_bench(
                 access.org,
             ]
             with _process(baseline, env, workdir / "baseline.log", f"{base}/tx"):
-                report = HttpBenchReport(chosen, connections, seconds)
+                report = HttpBenchReport(chosen, connections, seconds, workers)
                 _drive_all(report, api, base, access, rounds, echo)
         return report
     finally:

@@ -239,6 +239,9 @@ def http(
     rounds: Annotated[
         int, typer.Option("--rounds", min=1, help="Slices per endpoint, interleaved with /tx.")
     ] = 3,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="carelog up --workers N.")
+    ] = 1,
     load: Annotated[
         str, typer.Option("--load", help="auto (wrk when installed), wrk or python.")
     ] = "auto",
@@ -251,12 +254,14 @@ def http(
         seconds=seconds,
         connections=connections,
         rounds=rounds,
+        workers=workers,
         load=load,
         database_url=database_url,
         echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
     )
     table = Table(
-        title=f"carelog bench http: {connections} connections, {seconds:.0f} s each, "
+        title=f"carelog bench http: {workers} worker(s), {connections} connections, "
+        f"{seconds:.0f} s each, "
         f"load by {report.generator} (each ratio against the /tx slices interleaved with it)"
     )
     for column in (
