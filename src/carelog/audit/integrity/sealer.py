@@ -28,7 +28,6 @@ from carelog.audit.integrity.checkpoint import Checkpoint, SignedCheckpoint, Sig
 from carelog.audit.integrity.keys import load_signing_keyring, seal_interval
 from carelog.audit.integrity.merkle import AccumulatorState, MerkleAccumulator
 from carelog.audit.integrity.rows import (
-    LEAF_PREFIX,
     LineKey,
     RowEncoder,
     copy_lines,
@@ -277,13 +276,8 @@ class Sealer:
             lines = await copy_lines(conn, statement)
             if not lines:
                 return sealed, None
-            keys, leaves = [], []
-            for line in lines:
-                parts = split_line(line)
-                keys.append(line_key(parts))
-                h = LEAF_PREFIX.copy()
-                h.update(encoder.canonical(parts, line))
-                leaves.append(h.digest())
+            keys = [line_key(split_line(line)) for line in lines]
+            leaves = encoder.leaves(lines)
             first = acc.size
             acc.extend(leaves)
             await conn.execute(

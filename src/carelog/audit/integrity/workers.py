@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -22,7 +22,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.conninfo import make_conninfo
 
-from carelog.audit.integrity.rows import LEAF_PREFIX, LineKey, RowEncoder, line_key
+from carelog.audit.integrity.rows import LineKey, RowEncoder, line_key, split_line
 
 __all__ = ["Comparer", "Job", "Range", "conninfo_of", "plan_sql", "run_forked"]
 
@@ -66,29 +66,22 @@ class Comparer:
         self.digests: list[bytes] = []
         self.encoder = RowEncoder()
 
-    def feed(self, lines: Iterable[bytes]) -> None:
+    def feed(self, lines: Sequence[bytes]) -> None:
         if not self.ok:
             return
-        canonical = self.encoder.canonical
-        base = LEAF_PREFIX
-        digests, push = self.digests, self.digests.append
-        stop = self.stop
-        for line in lines:
-            parts = line.split(b"\t")
-            if self.position >= stop:
-                if not self.last:
-                    self.ok = False  # an event too many inside the range
-                    return
-                self.tail.append(line_key(parts))
-                continue
-            self.position += 1
-            h = base.copy()
-            h.update(canonical(parts, line))
-            push(h.digest())
-            if len(digests) == BATCH:
-                self._compare()
-                if not self.ok:
-                    return
+        room = self.stop - self.position
+        if len(lines) > room:
+            if not self.last:
+                self.ok = False  # an event too many inside the range
+                return
+            self.tail += [line_key(split_line(line)) for line in lines[room:]]
+            lines = lines[:room]
+        if not lines:
+            return
+        self.position += len(lines)
+        self.digests += self.encoder.leaves(lines)
+        if len(self.digests) >= BATCH:
+            self._compare()
 
     def _compare(self) -> None:
         end = self.done + len(self.digests) * 32
