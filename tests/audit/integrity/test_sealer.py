@@ -268,3 +268,36 @@ async def test_background_sealer_for_the_web_app(integrity: Integrity, tmp_path:
                 break
             await asyncio.sleep(0.05)
     assert (await integrity.verify()).leaves == 3
+
+
+async def test_a_large_backlog_is_sealed_in_bounded_checkpointed_transactions(
+    integrity: Integrity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carelog.audit.integrity import sealer as sealer_module
+
+    monkeypatch.setattr(sealer_module, "MAX_EVENTS_PER_TRANSACTION", 4)
+    monkeypatch.setattr(sealer_module, "FETCH_ROWS", 3)
+    ids = integrity.add(10)
+    result = await integrity.sealer.seal_once()
+    mine = {o.org_id: o for o in result.orgs}[integrity.org]
+    assert (mine.sealed, mine.tree_size) == (10, 10)
+    sizes = [
+        int(r[0])
+        for r in integrity.admin()
+        .connect()
+        .execute(
+            sa.text("SELECT tree_size FROM audit_checkpoints WHERE org_id = :o ORDER BY 1"),
+            {"o": integrity.org},
+        )
+    ]
+    assert sizes == [4, 8, 10]  # one checkpoint per transaction, each a consistent tree
+    with integrity.admin().connect() as conn:
+        seals = conn.execute(
+            sa.text("SELECT event_id FROM audit_seals WHERE org_id = :o ORDER BY seq"),
+            {"o": integrity.org},
+        ).scalars()
+        assert list(seals) == ids
+    report = await integrity.verify()
+    assert report.ok, report.problems
+    assert (report.leaves, report.checkpoints, report.roots) == (10, 3, 3)
+    assert (await integrity.sealer.seal_once()).sealed == 0  # the horizon moved on

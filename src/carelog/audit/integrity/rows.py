@@ -176,6 +176,9 @@ def events_copy(
     ]
     for key, op in ((after, ">"), (from_key, ">="), (before, "<")):
         if key is not None:
+            # the txid bound first, so the (org_id, txid) index starts the scan there
+            txid = sql.Literal(int(key[2]))
+            parts += [sql.SQL(" AND e.txid {} ").format(sql.SQL(op[0] + "=")), txid]
             parts += [sql.SQL(f" AND {_KEY} {op} "), _key_literal(key)]
     if where is not None:
         parts += [sql.SQL(" AND "), where]
@@ -321,7 +324,7 @@ class RowEncoder:
         ip, meta, new, old = parts[0], parts[1], parts[2], parts[3]
         template = _TEMPLATES.get(parts[_NULLS_AT])
         # no quote in the text columns (the jsonb values come first and may hold quotes)
-        if template is None or line.find(b'"', len(ip) + len(meta) + len(new) + len(old)) >= 0:
+        if template is None or line.find(b'"', len(ip) + len(meta) + len(new) + len(old) + 4) >= 0:
             return RowEncoder.exact(parts)
         (_ip, _meta, _new, _old, action, actor, created, subject, event_id, org, outcome,
          request, resource, rtype, version, source, agent, user, *_) = parts  # fmt: skip

@@ -266,37 +266,34 @@ class Sealer:
         hi: int,
         after: LineKey | None,
     ) -> tuple[int, LineKey | None]:
-        """Seal pages of new events in order; (sealed, where to go on, or None if done)."""
+        """Seal up to :data:`MAX_EVENTS_PER_TRANSACTION` new events in order, read with one
+        statement and sealed a page at a time; (sealed, where to go on, or None if done)."""
         conn = await driver_connection(session)
         where = sql.SQL(_NEW_EVENTS).format(lo=sql.Literal(lo), hi=sql.Literal(hi))
+        statement = events_copy(org_id, after=after, where=where, limit=MAX_EVENTS_PER_TRANSACTION)
+        lines = await copy_lines(conn, statement)
         encoder = RowEncoder()
-        sealed = 0
-        while True:
-            statement = events_copy(org_id, after=after, where=where, limit=FETCH_ROWS)
-            lines = await copy_lines(conn, statement)
-            if not lines:
-                return sealed, None
-            keys = [line_key(split_line(line)) for line in lines]
-            leaves = encoder.leaves(lines)
+        last: LineKey | None = None
+        for i in range(0, len(lines), FETCH_ROWS):
+            page = lines[i : i + FETCH_ROWS]
+            keys = [line_key(split_line(line)) for line in page]
+            leaves = encoder.leaves(page)
             first = acc.size
             acc.extend(leaves)
             await conn.execute(
                 _INSERT_SEALS,
                 {
                     "org": org_id,
-                    "seq": list(range(first, first + len(lines))),
+                    "seq": list(range(first, first + len(page))),
                     "ids": [k[0] for k in keys],
                     "created": [k[1] for k in keys],
                     "leaves": leaves,
                 },
             )
-            sealed += len(lines)
-            after = keys[-1]
-            if len(lines) < FETCH_ROWS:
-                return sealed, None
-            if sealed >= MAX_EVENTS_PER_TRANSACTION:
-                return sealed, after
+            last = keys[-1]
             await asyncio.sleep(0)  # the writer's lanes run between pages
+        more = len(lines) == MAX_EVENTS_PER_TRANSACTION
+        return len(lines), last if more else None
 
     async def _checkpoint(
         self, session: AsyncSession, org_id: uuid.UUID, acc: MerkleAccumulator

@@ -37,6 +37,7 @@ _PLAN_SETTINGS = (
     ("work_mem", "64MB"),
     ("enable_seqscan", "off"),
     ("enable_bitmapscan", "off"),
+    ("enable_sort", "off"),
 )
 
 
