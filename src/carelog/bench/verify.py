@@ -49,7 +49,8 @@ INSERT INTO audit_logs (id, org_id, workos_user_id, actor_type, action, resource
     resource_id, outcome, data_subject_id, old_values, new_values, metadata, ip_address,
     user_agent, request_id, created_at, source, schema_version)
 SELECT gen_random_uuid(), %(org)s::uuid, 'user_bench_' || (k %% 50), 'user',
-    (%(actions)s::text[])[1 + k %% %(n_actions)s::int], (%(types)s::text[])[1 + k %% %(n_actions)s::int],
+    (%(actions)s::text[])[1 + k %% %(n_actions)s::int],
+    (%(types)s::text[])[1 + k %% %(n_actions)s::int],
     'res-' || k,
     CASE WHEN k %% 50 = 0 THEN 'denied' ELSE 'success' END,
     CASE WHEN k %% 3 = 0 THEN 'user_patient_' || (k %% 4999) END,

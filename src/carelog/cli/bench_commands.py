@@ -1,4 +1,4 @@
-"""`carelog bench audit|query`: throughput and latency of the audit core, as ratios.
+"""`carelog bench audit|query|verify|seal`: throughput and latency of the audit core, as ratios.
 
 Each command measures its baselines in the same run, on the same server, and prints every
 figure against them with the targets marked PASS or FAIL. By default it starts a
@@ -333,5 +333,64 @@ def verify(
         f"{last.roots} roots, {last.signatures} signatures; load {report.load_seconds:.1f} s, "
         f"sealing {report.seal_seconds:.1f} s ({report.seal_rate:,.0f} events/s); "
         f"target: verify ≥ {TARGET_RATIO:.1f} x streaming + hashing the same rows",
+        highlight=False,
+    )
+
+
+@app.command("seal")
+def seal(
+    events: Annotated[
+        int, typer.Option("--events", min=1000, help="Events written by the writer per run.")
+    ] = 50_000,
+    backlog: Annotated[
+        int, typer.Option("--backlog", min=0, help="Unsealed events the sealer works through.")
+    ] = 100_000,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Sealer rate against the writer's sustained rate; the writer's deadline while sealing."""
+    from carelog.bench.seal import TARGET_SEAL_FACTOR, run_seal_bench
+
+    report = run_seal_bench(
+        events=events,
+        backlog=backlog,
+        database_url=database_url,
+        echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
+    )
+    w, h = report.writer, report.loaded
+    table = Table(title="carelog bench seal: events/s in one run (ratios to the writer, (w))")
+    for column in ("run", "events", "events/s", "x (w)", "p99 ms", "deadline misses", ""):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    table.add_row(
+        "(w) writer: log_audit_event, 256 producers",
+        f"{w.events:,}",
+        f"{w.rate:,.0f}",
+        "1.00",
+        _ms(w.p(0.99)),
+        str(report.writer_misses),
+        "",
+    )
+    table.add_row(
+        "(s) sealer: one pass over (w)'s events",
+        f"{report.sealed:,}",
+        f"{report.seal_rate:,.0f}",
+        f"{report.factor:.2f}",
+        "-",
+        "-",
+        _verdict(report.factor >= TARGET_SEAL_FACTOR),
+    )
+    table.add_row(
+        "(h) writer while the sealer runs",
+        f"{h.events:,}",
+        f"{h.rate:,.0f}",
+        f"{h.rate / w.rate:.2f}" if w.rate else "-",
+        _ms(h.p(0.99)),
+        str(report.loaded_misses),
+        _verdict(report.loaded_misses == 0),
+    )
+    out.print(table)
+    out.print(
+        f"the sealer sealed {report.sealed_meanwhile:,} events during (h) "
+        f"(backlog {report.backlog:,}); targets: (s) ≥ {TARGET_SEAL_FACTOR:.0f} x (w), "
+        "no deadline miss in (h)",
         highlight=False,
     )

@@ -7,6 +7,7 @@ import itertools
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -301,3 +302,27 @@ async def test_a_large_backlog_is_sealed_in_bounded_checkpointed_transactions(
     assert report.ok, report.problems
     assert (report.leaves, report.checkpoints, report.roots) == (10, 3, 3)
     assert (await integrity.sealer.seal_once()).sealed == 0  # the horizon moved on
+
+
+async def test_cancelling_the_sealer_inside_a_copy_stops_it(
+    integrity: Integrity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopping the app cancels the sealer wherever it is, even inside a COPY (after which the
+    session's rollback fails too); it must stop, not log a failed org and carry on."""
+    from carelog.audit.integrity import sealer as sealer_module
+
+    real_copy_lines = sealer_module.copy_lines
+
+    async def cancelled_inside(conn: Any, statement: Any, params: Any = None) -> list[bytes]:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()  # arrives while the COPY is being started
+        return await real_copy_lines(conn, statement, params)
+
+    integrity.add(50)
+    monkeypatch.setattr(sealer_module, "copy_lines", cancelled_inside)
+    with pytest.raises(asyncio.CancelledError):
+        await integrity.sealer.seal_once()
+    monkeypatch.undo()
+    await integrity.sealer.seal_once()
+    assert (await integrity.verify()).ok

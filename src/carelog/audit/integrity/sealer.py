@@ -199,6 +199,12 @@ class Sealer:
             try:
                 result.orgs.append(await self.seal_org(org, horizon, force_checkpoint))
             except Exception as exc:  # one org's failure must not stop the others
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Cancelled mid-statement (the app is stopping): the rollback that
+                    # followed failed too, which must not turn the cancellation into a
+                    # logged failure and a sealer that keeps running.
+                    raise asyncio.CancelledError from exc
                 log.exception("sealing org %s failed", org)
                 result.failed[org] = f"{type(exc).__name__}: {exc}"
         if not result.failed:
