@@ -45,10 +45,10 @@ SEALER_ACTOR = "system:sealer"
 _NO_ORG = uuid.UUID(int=0)  # the listing transaction needs a scope; it reads no org's rows
 #: Events read, hashed and sealed per page: bounds how long the event loop is held (the web
 #: app runs the sealer beside the audit writer, whose batches have a deadline).
-FETCH_ROWS = 2000
+FETCH_ROWS = 500
 #: Events sealed per transaction (each ends with a signed checkpoint), so a large backlog is
 #: sealed in bounded steps: short transactions, bounded WAL per commit, steady progress.
-MAX_EVENTS_PER_TRANSACTION = 20_000
+MAX_EVENTS_PER_TRANSACTION = 5_000
 MAX_TXID = 2**63 - 1
 
 _ENSURE_STATE = sa.text(
