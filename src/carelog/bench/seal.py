@@ -26,15 +26,12 @@ from typing import Any
 
 import psycopg
 
-from carelog.audit.api import configure_audit
 from carelog.audit.integrity.checkpoint import SigningKeyring, generate_key
 from carelog.audit.integrity.sealer import Sealer
-from carelog.audit.setup import create_audit_service
 from carelog.bench import BenchDatabase, bench_database
 from carelog.bench.audit import Result, run_log_audit_event, tune_embedded_server
 from carelog.bench.verify import load_varied
-from carelog.db.session import Scopes
-from carelog.platform.audit_catalog import build_catalog
+from carelog.runtime import Runtime
 
 TARGET_SEAL_FACTOR = 3.0
 PRODUCERS = 256
@@ -75,16 +72,12 @@ def _misses(stats: Any) -> int:
 async def _runs(
     bench: BenchDatabase, events: int, backlog: int, echo: Callable[[str], None]
 ) -> SealBenchReport:
-    service = create_audit_service(
-        bench.database, build_catalog(), spool_dir=bench.workdir / "spool"
-    )
-    configure_audit(service)
-    scopes = Scopes(bench.database)
+    runtime = Runtime(bench.database.settings, bench.database, spool_dir=bench.workdir / "spool")
+    service = runtime.audit
     keyring = SigningKeyring.from_seed(generate_key()[1], "bench")
-    sealer = Sealer(scopes, keyring)
+    sealer = Sealer(runtime.scopes, keyring)  # its own engine pool; the writer has its lanes
     stats = service.writer.stats
-    try:
-        await service.start()
+    async with runtime.started():
         await run_log_audit_event(service, bench.members, 64, 2000)  # warm-up
         await sealer.seal_once()  # and the warm-up's events are sealed
         echo(f"(w) writer: {events:,} events, {PRODUCERS} producers")
@@ -110,10 +103,6 @@ async def _runs(
         with suppress(asyncio.CancelledError):
             await task
         sealed_meanwhile = _seal_count(bench) - sealed_before
-    finally:
-        await service.stop()
-        configure_audit(None)
-        await bench.database.dispose()
     return SealBenchReport(
         writer,
         writer_misses,
