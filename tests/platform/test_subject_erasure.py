@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from test_meetings_api import book, monday
 
 from carelog.audit.integrity.canonical import canonical_bytes
+from carelog.audit.integrity.proofs import consistency_for, proof_for_event
 from carelog.audit.integrity.sealer import Sealer
-from carelog.audit.integrity.verify import consistency_for, proof_for_event, verify_org
+from carelog.audit.integrity.verify import verify_org
 from carelog.audit.sealing import open_event_values
 from carelog.db.engine import Database
 from carelog.platform.auth.cookies import SESSION_COOKIE

@@ -22,14 +22,9 @@ from carelog.audit.errors import AuditInputError
 from carelog.audit.integrity.bundle import verify_bundle
 from carelog.audit.integrity.checkpoint import SigningKeyring, VerifyingKeyring, generate_key
 from carelog.audit.integrity.keys import load_signing_keyring
+from carelog.audit.integrity.proofs import consistency_for, proof_for_event
 from carelog.audit.integrity.sealer import Sealer
-from carelog.audit.integrity.verify import (
-    DEFAULT_SEALING_WINDOW,
-    VerifyReport,
-    consistency_for,
-    proof_for_event,
-    verify_org,
-)
+from carelog.audit.integrity.verify import DEFAULT_SEALING_WINDOW, VerifyReport, verify_org
 from carelog.cli.audit_commands import parse_when
 from carelog.cli.context import open_database
 from carelog.db.session import Scopes, parse_org_id
@@ -93,6 +88,12 @@ def verify(
         typer.Option("--window", help="Sealing window in seconds: older unsealed events fail."),
     ] = DEFAULT_SEALING_WINDOW.total_seconds(),
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Processes re-hashing at once (default: one per core)."
+        ),
+    ] = None,
 ) -> None:
     """Recompute leaves, roots, signatures and links; name the first bad event or checkpoint."""
     pinned = _pinned(public_key)
@@ -118,6 +119,7 @@ def verify(
                     verifying,
                     since=start,
                     sealing_window=timedelta(seconds=window),
+                    workers=workers,
                 )
             if org or report.leaves or report.problems or report.pending:
                 reports.append(report)

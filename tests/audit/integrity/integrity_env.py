@@ -16,17 +16,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from hypothesis import strategies as st
+from psycopg.types.string import TextLoader
 
 from carelog.audit.integrity import SigningKeyring
-from carelog.audit.integrity.rows import (
-    EVENT_FIELDS,
-    EVENT_SELECT,
-    row_canonical_bytes,
-    text_cursor,
-)
+from carelog.audit.integrity.canonical import encode_plain, normalise_value
+from carelog.audit.integrity.rows import EVENT_FIELDS, RowEncoder, events_copy, split_line
 from carelog.audit.integrity.sealer import Sealer
 from carelog.audit.integrity.verify import VerifyReport, verify_org
 from carelog.db.engine import Database
@@ -153,13 +151,46 @@ def admin_conninfo(integrity: Integrity) -> str:
     return integrity.db.admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _exact_int(text: str) -> Any:
+    value = int(text)
+    return value if -(2**63) <= value <= 2**64 - 1 else orjson.Fragment(text)
+
+
 async def reference_canonicals(conn: psycopg.AsyncConnection[Any], org: uuid.UUID) -> list[bytes]:
-    """Canonical bytes of every event of ``org`` through the reference (row-by-row) path, in
-    sealing order: what every fast path must reproduce byte for byte."""
-    async with text_cursor(conn) as cur:
+    """Canonical bytes of every event of ``org`` in sealing order, built without the encoder
+    under test: typed values from psycopg's own loaders (uuid, inet, timestamptz) normalised
+    by the canonical rules, jsonb parsed here with its numbers kept as stored. What every
+    route of :class:`RowEncoder` must reproduce byte for byte."""
+    columns = ", ".join(f'"{c}"' for c in EVENT_FIELDS)
+    async with conn.cursor() as cur:
+        cur.adapters.register_loader("jsonb", TextLoader)
         await cur.execute(
-            f"SELECT {EVENT_SELECT} FROM audit_logs e WHERE e.org_id = %s "
-            "ORDER BY e.txid, e.created_at, e.id",
+            f"SELECT {columns} FROM audit_logs WHERE org_id = %s ORDER BY txid, created_at, id",
             (org,),
         )
-        return [row_canonical_bytes(r) for r in await cur.fetchall()]
+        rows = await cur.fetchall()
+    out = []
+    for row in rows:
+        doc: dict[str, Any] = {}
+        for name, value in zip(EVENT_FIELDS, row, strict=True):
+            if name in ("metadata", "new_values", "old_values") and value is not None:
+                doc[name] = json.loads(value, parse_float=orjson.Fragment, parse_int=_exact_int)
+            else:
+                doc[name] = normalise_value(value)
+        doc["v"] = 1
+        out.append(encode_plain(doc))
+    return out
+
+
+async def encoder_canonicals(
+    conn: psycopg.AsyncConnection[Any], org: uuid.UUID
+) -> tuple[list[bytes], list[bytes]]:
+    """The same events through the encoder: (its usual route, its exact route)."""
+    encoder = RowEncoder()
+    quick, exact = [], []
+    async with conn.cursor() as cur, cur.copy(events_copy(org)) as copy:
+        async for data in copy:
+            line = bytes(data)
+            quick.append(encoder.canonical(split_line(line), line))
+            exact.append(RowEncoder.exact(split_line(line)))
+    return quick, exact

@@ -16,7 +16,7 @@ from carelog.audit.integrity import (
     verify_inclusion,
 )
 from carelog.audit.integrity.merkle import inclusion_proof
-from carelog.audit.integrity.verify import ProofTree, consistency_for, proof_for_event
+from carelog.audit.integrity.proofs import ProofTree, consistency_for, proof_for_event
 from carelog.cli import integrity_commands
 
 

@@ -7,6 +7,7 @@ import itertools
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from integrity_env import BASE, Integrity, make_event
+from psycopg import sql
 
 from carelog.audit.integrity import (
     SigningKeyring,
@@ -24,11 +26,12 @@ from carelog.audit.integrity import (
 )
 from carelog.audit.integrity.rows import (
     EVENT_FIELDS,
-    EVENT_SELECT,
     EXCLUDED_COLUMNS,
-    leaf_hashes,
-    row_canonical_bytes,
-    text_cursor,
+    LINE_FIELDS,
+    RowEncoder,
+    copy_lines,
+    events_copy,
+    split_line,
 )
 from carelog.audit.integrity.sealer import Sealer
 from carelog.db.engine import Database
@@ -155,37 +158,33 @@ async def test_fast_row_path_equals_canonical_event_bytes(integrity: Integrity) 
     conninfo = integrity.db.admin_url.set(drivername="postgresql").render_as_string(
         hide_password=False
     )
+    by_id = sql.SQL("e.id = ANY({})").format(sql.Literal([str(i) for i in ids]))
     async with await psycopg.AsyncConnection.connect(conninfo) as conn:
         async with conn.cursor() as typed:
             await typed.execute(
                 f"SELECT {', '.join(chr(34) + c + chr(34) for c in EVENT_FIELDS)} "
-                "FROM audit_logs WHERE id = ANY(%s) ORDER BY resource_id",
+                "FROM audit_logs WHERE id = ANY(%s) ORDER BY txid, created_at, id",
                 (ids,),
             )
             typed_rows = await typed.fetchall()
-        async with text_cursor(conn) as fast:
-            await fast.execute(
-                f"SELECT {EVENT_SELECT} FROM audit_logs e WHERE e.id = ANY(%s) "
-                "ORDER BY e.resource_id",
-                (ids,),
-            )
-            text_rows = await fast.fetchall()
+        lines = await copy_lines(conn, events_copy(integrity.org, where=by_id))
     assert len(typed_rows) == len(TRICKY)
-    for t, f in zip(typed_rows, text_rows, strict=True):
+    encoder = RowEncoder()
+    for t, line in zip(typed_rows, lines, strict=True):
         expected = canonical_event_bytes(dict(zip(EVENT_FIELDS, t, strict=True)))
-        assert row_canonical_bytes(f) == expected
-    assert leaf_hashes(text_rows) == [
+        assert encoder.canonical(split_line(line), line) == expected
+        assert RowEncoder.exact(split_line(line)) == expected
+    assert encoder.leaves(lines) == [
         event_leaf_hash(dict(zip(EVENT_FIELDS, t, strict=True))) for t in typed_rows
     ]
 
 
 def test_non_integer_jsonb_numbers_keep_their_stored_text() -> None:
-    row = ["00000000-0000-0000-0000-000000000001"] * len(EVENT_FIELDS)
-    row[EVENT_FIELDS.index("metadata")] = '{"a": 1.50, "b": 100000000000000000000000, "c": 0.1}'
-    row[EVENT_FIELDS.index("ip_address")] = None
-    row[EVENT_FIELDS.index("old_values")] = row[EVENT_FIELDS.index("new_values")] = None
-    row[EVENT_FIELDS.index("schema_version")] = 1
-    data = row_canonical_bytes(row)
+    parts = [b"00000000-0000-0000-0000-000000000001"] * LINE_FIELDS
+    parts[0] = parts[2] = parts[3] = b""  # ip_address, new_values, old_values: NULL
+    parts[1] = b'{"a": 1.50, "b": 100000000000000000000000, "c": 0.1}'
+    parts[-6], parts[-2], parts[-1] = b"1", b"0", b"1\n"  # schema_version, nulls, txid
+    data = RowEncoder.exact(parts)
     assert b'"metadata":{"a":1.50,"b":100000000000000000000000,"c":0.1}' in data
 
 
@@ -255,39 +254,6 @@ def test_random_batch_splits_give_the_root_of_one_batch(
     assert root == reference
 
 
-async def test_verify_fast_path_equals_the_reference_path(integrity: Integrity) -> None:
-    from carelog.audit.integrity.rows import FAST_SELECT, fast_leaf_hashes
-
-    rows = []
-    for i, override in enumerate(TRICKY):
-        row = make_event(integrity.org, i)
-        row.update(override)
-        rows.append(row)
-    rows.append(make_event(integrity.org, 3))  # floats in metadata, exact decimal text
-    rows.append(make_event(integrity.org, 4, metadata=None, old_values={"ü": 1.25, "a": [2**70]}))
-    ids = integrity.insert(rows)
-    conninfo = integrity.db.admin_url.set(drivername="postgresql").render_as_string(
-        hide_password=False
-    )
-    async with (
-        await psycopg.AsyncConnection.connect(conninfo) as conn,
-        text_cursor(conn) as cur,
-    ):
-        await cur.execute(
-            f"SELECT {EVENT_SELECT} FROM audit_logs e WHERE e.id = ANY(%s) "
-            "ORDER BY e.resource_id, e.id",
-            (ids,),
-        )
-        reference = leaf_hashes(await cur.fetchall())
-        await cur.execute(
-            f"SELECT {FAST_SELECT} FROM audit_logs e WHERE e.id = ANY(%s) "
-            "ORDER BY e.resource_id, e.id",
-            (ids,),
-        )
-        fast = fast_leaf_hashes(await cur.fetchall())
-    assert len(reference) == len(rows) and fast == reference
-
-
 async def test_background_sealer_for_the_web_app(integrity: Integrity, tmp_path: Path) -> None:
     from carelog.audit.integrity.sealer import background_sealer
 
@@ -303,3 +269,60 @@ async def test_background_sealer_for_the_web_app(integrity: Integrity, tmp_path:
                 break
             await asyncio.sleep(0.05)
     assert (await integrity.verify()).leaves == 3
+
+
+async def test_a_large_backlog_is_sealed_in_bounded_checkpointed_transactions(
+    integrity: Integrity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carelog.audit.integrity import sealer as sealer_module
+
+    monkeypatch.setattr(sealer_module, "MAX_EVENTS_PER_TRANSACTION", 4)
+    monkeypatch.setattr(sealer_module, "FETCH_ROWS", 3)
+    ids = integrity.add(10)
+    result = await integrity.sealer.seal_once()
+    mine = {o.org_id: o for o in result.orgs}[integrity.org]
+    assert (mine.sealed, mine.tree_size) == (10, 10)
+    sizes = [
+        int(r[0])
+        for r in integrity.admin()
+        .connect()
+        .execute(
+            sa.text("SELECT tree_size FROM audit_checkpoints WHERE org_id = :o ORDER BY 1"),
+            {"o": integrity.org},
+        )
+    ]
+    assert sizes == [4, 8, 10]  # one checkpoint per transaction, each a consistent tree
+    with integrity.admin().connect() as conn:
+        seals = conn.execute(
+            sa.text("SELECT event_id FROM audit_seals WHERE org_id = :o ORDER BY seq"),
+            {"o": integrity.org},
+        ).scalars()
+        assert list(seals) == ids
+    report = await integrity.verify()
+    assert report.ok, report.problems
+    assert (report.leaves, report.checkpoints, report.roots) == (10, 3, 3)
+    assert (await integrity.sealer.seal_once()).sealed == 0  # the horizon moved on
+
+
+async def test_cancelling_the_sealer_inside_a_copy_stops_it(
+    integrity: Integrity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopping the app cancels the sealer wherever it is, even inside a COPY (after which the
+    session's rollback fails too); it must stop, not log a failed org and carry on."""
+    from carelog.audit.integrity import sealer as sealer_module
+
+    real_copy_lines = sealer_module.copy_lines
+
+    async def cancelled_inside(conn: Any, statement: Any, params: Any = None) -> list[bytes]:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()  # arrives while the COPY is being started
+        return await real_copy_lines(conn, statement, params)
+
+    integrity.add(50)
+    monkeypatch.setattr(sealer_module, "copy_lines", cancelled_inside)
+    with pytest.raises(asyncio.CancelledError):
+        await integrity.sealer.seal_once()
+    monkeypatch.undo()
+    await integrity.sealer.seal_once()
+    assert (await integrity.verify()).ok

@@ -1,6 +1,10 @@
 """Tamper evidence for the audit log: RFC 6962 Merkle trees and signed, chained checkpoints.
 
-Pure functions and value types only; storage and scheduling live elsewhere.
+The package face holds the pure parts (canonical bytes, Merkle trees, checkpoints and keys).
+The database-facing parts each have one module: ``rows`` (stored row -> canonical bytes, the
+one encoder), ``sealer``, ``verify`` (one pass: ``scan`` re-hashes on one or more workers,
+``diagnose`` names a fault, ``chain`` checks checkpoints, roots and the sealer state),
+``proofs`` and ``bundle``.
 """
 
 from carelog.audit.integrity.canonical import (

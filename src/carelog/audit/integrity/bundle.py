@@ -28,16 +28,20 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.filters import AuditFilters
+from carelog.audit.integrity.chain import load_checkpoints
 from carelog.audit.integrity.checkpoint import SignedCheckpoint, VerifyingKeyring
 from carelog.audit.integrity.merkle import leaf_hash, verify_inclusion
+from carelog.audit.integrity.proofs import ProofTree, org_leaf_hashes
 from carelog.audit.integrity.rows import (
+    LEAF_PREFIX,
+    LINE_FIELDS,
+    RowEncoder,
+    copy_lines,
     driver_connection,
-    event_select,
-    leaf_hashes,
-    row_canonical_bytes,
-    text_cursor,
+    line_id,
+    select_list,
+    split_line,
 )
-from carelog.audit.integrity.verify import ProofTree, load_checkpoints, org_leaf_hashes
 from carelog.audit.query import conditions
 from carelog.db.schema import AuditLog, AuditSeal
 
@@ -104,38 +108,57 @@ async def stream_bundle(
     size = signed.checkpoint.tree_size
     tree = ProofTree(await org_leaf_hashes(session, org_id, size))
     yield _header(str(org_id), size, public_keys or {}) + b"\n" + _checkpoint_line(signed) + b"\n"
-    stmt = (
-        sa.select(sa.literal_column(event_select("audit_logs")), _SEALS.c.seq, _SEALS.c.leaf_hash)
-        .select_from(
-            _LOGS.join(
-                _SEALS, sa.and_(_SEALS.c.org_id == _LOGS.c.org_id, _SEALS.c.event_id == _LOGS.c.id)
-            )
-        )
-        .where(*conditions(org_id, filters), _SEALS.c.seq < size)
-        .order_by(_SEALS.c.seq)
-    )
     connection = await session.connection()
-    compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     conn = await driver_connection(session)
-    count = 0
-    async with text_cursor(conn, f"bundle_{uuid.uuid4().hex}") as cur:
-        await cur.execute(str(compiled), compiled.params)
-        while rows := await cur.fetchmany(batch_size):
-            leaves = leaf_hashes(rows)
-            chunk = []
-            for row, leaf in zip(rows, leaves, strict=True):
-                seq, stored = int(row[-2]), bytes(row[-1])
-                if leaf != stored or tree.levels[0][seq] != stored:
-                    raise BundleError(
-                        f"event {row[0]} (seq {seq}) does not match its seal: "
-                        "run `carelog audit verify` before exporting"
-                    )
-                proof = tree.inclusion(seq, size)
-                chunk.append(_event_line(seq, leaf, proof, row_canonical_bytes(row[:-2])))
-            count += len(rows)
-            if on_rows is not None:
-                on_rows(len(rows))
-            yield b"\n".join(chunk) + b"\n"
+    encoder = RowEncoder()
+    count, last = 0, -1
+    while True:
+        # One keyset page per COPY, read to its end: the connection is free between pages.
+        stmt = (
+            sa.select(
+                sa.literal_column(select_list("audit_logs")),
+                _SEALS.c.seq,
+                sa.func.encode(_SEALS.c.leaf_hash, "hex"),
+            )
+            .select_from(
+                _LOGS.join(
+                    _SEALS,
+                    sa.and_(_SEALS.c.org_id == _LOGS.c.org_id, _SEALS.c.event_id == _LOGS.c.id),
+                )
+            )
+            .where(*conditions(org_id, filters), _SEALS.c.seq < size, _SEALS.c.seq > last)
+            .order_by(_SEALS.c.seq)
+            .limit(batch_size)
+        )
+        compiled = stmt.compile(
+            dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        lines = await copy_lines(
+            conn, f"COPY ({compiled}) TO STDOUT (FORMAT text, NULL '')".encode(), compiled.params
+        )
+        if not lines:
+            break
+        chunk = []
+        for line in lines:
+            parts = split_line(line)
+            seq, stored = int(parts[LINE_FIELDS]), bytes.fromhex(parts[LINE_FIELDS + 1].decode())
+            canonical = encoder.canonical(parts, line)
+            h = LEAF_PREFIX.copy()
+            h.update(canonical)
+            leaf = h.digest()
+            if leaf != stored or tree.levels[0][seq] != stored:
+                raise BundleError(
+                    f"event {line_id(parts)} (seq {seq}) does not match its seal: "
+                    "run `carelog audit verify` before exporting"
+                )
+            chunk.append(_event_line(seq, leaf, tree.inclusion(seq, size), canonical))
+        last = int(split_line(lines[-1])[LINE_FIELDS])
+        count += len(lines)
+        if on_rows is not None:
+            on_rows(len(lines))
+        yield b"\n".join(chunk) + b"\n"
+        if len(lines) < batch_size:
+            break
     yield _end_line(count) + b"\n"
 
 

@@ -28,8 +28,10 @@ __all__ = [
     "VERSION_KEY",
     "canonical_bytes",
     "canonical_event_bytes",
+    "encode_plain",
     "event_leaf_hash",
     "format_timestamp",
+    "normalise_value",
 ]
 
 CANONICAL_VERSION = 1
@@ -86,7 +88,7 @@ def _key(key: object) -> str:
     raise ValueError(f"object keys must be strings, got {type(key).__name__}")
 
 
-def _normalise(value: object) -> Any:
+def normalise_value(value: object) -> Any:
     """Reduce a value to JSON types whose orjson encoding is the canonical one, or reject it."""
     kind = type(value)
     if kind in _PLAIN:
@@ -95,15 +97,15 @@ def _normalise(value: object) -> Any:
         utc_with_fraction = value.tzinfo is UTC and value.microsecond  # type: ignore[attr-defined]
         return value if utc_with_fraction else format_timestamp(value)  # type: ignore[arg-type]
     if kind is dict:
-        return {_key(k): _normalise(v) for k, v in value.items()}  # type: ignore[attr-defined]
+        return {_key(k): normalise_value(v) for k, v in value.items()}  # type: ignore[attr-defined]
     if kind is list or kind is tuple:
-        return [_normalise(v) for v in value]  # type: ignore[attr-defined]
+        return [normalise_value(v) for v in value]  # type: ignore[attr-defined]
     if kind is ipaddress.IPv4Address:
         return socket.inet_ntoa(value.packed)  # type: ignore[attr-defined]
     if isinstance(value, float):
         raise ValueError("floats are not allowed in audit events; use an int or a string")
     if isinstance(value, Enum):
-        return _normalise(value.value)
+        return normalise_value(value.value)
     if isinstance(value, datetime):
         return format_timestamp(value)
     if isinstance(value, date):
@@ -123,7 +125,7 @@ def _normalise(value: object) -> Any:
     if isinstance(value, str):
         return str.__str__(value)
     if isinstance(value, Mapping):  # last: ABC checks are slow
-        return {_key(k): _normalise(v) for k, v in value.items()}
+        return {_key(k): normalise_value(v) for k, v in value.items()}
     raise ValueError(f"values of type {kind.__name__} are not allowed in audit events")
 
 
@@ -139,7 +141,7 @@ def canonical_bytes(document: Mapping[str, object], version: int) -> bytes:
         if type(value) in plain:
             continue
         try:
-            doc[key] = _normalise(value)
+            doc[key] = normalise_value(value)
         except ValueError as exc:
             raise ValueError(f"field {key!r}: {exc}") from None
         except RecursionError:
@@ -154,6 +156,14 @@ def canonical_bytes(document: Mapping[str, object], version: int) -> bytes:
         return orjson.dumps({_key(k): v for k, v in doc.items()}, option=_OPTIONS)
     except orjson.JSONEncodeError as exc:
         raise ValueError(f"audit event cannot be encoded canonically: {exc}") from None
+
+
+def encode_plain(value: object) -> bytes:
+    """The canonical JSON of a value already reduced to JSON types (str, int, bool, None,
+    lists, dicts with str keys) or ``orjson.Fragment`` holding a number exactly as
+    PostgreSQL stored it. Stored rows take this route (:mod:`carelog.audit.integrity.rows`):
+    they are read back as text, so there is nothing to normalise but the jsonb numbers."""
+    return orjson.dumps(value, option=_OPTIONS)
 
 
 def canonical_event_bytes(event: Mapping[str, object]) -> bytes:

@@ -21,18 +21,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.integrity.checkpoint import Checkpoint, SignedCheckpoint, SigningKeyring
 from carelog.audit.integrity.keys import load_signing_keyring, seal_interval
 from carelog.audit.integrity.merkle import AccumulatorState, MerkleAccumulator
 from carelog.audit.integrity.rows import (
-    EVENT_SELECT,
+    LineKey,
+    RowEncoder,
+    copy_lines,
     driver_connection,
-    leaf_hashes,
-    row_created_at,
-    row_id,
-    text_cursor,
+    events_copy,
+    line_key,
+    split_line,
 )
 from carelog.core.settings import Settings
 from carelog.db.session import Scopes
@@ -41,7 +43,12 @@ log = logging.getLogger("carelog.audit.sealer")
 
 SEALER_ACTOR = "system:sealer"
 _NO_ORG = uuid.UUID(int=0)  # the listing transaction needs a scope; it reads no org's rows
-FETCH_ROWS = 5000
+#: Events read, hashed and sealed per page: bounds how long the event loop is held (the web
+#: app runs the sealer beside the audit writer, whose batches have a deadline).
+FETCH_ROWS = 500
+#: Events sealed per transaction (each ends with a signed checkpoint), so a large backlog is
+#: sealed in bounded steps: short transactions, bounded WAL per commit, steady progress.
+MAX_EVENTS_PER_TRANSACTION = 5_000
 MAX_TXID = 2**63 - 1
 
 _ENSURE_STATE = sa.text(
@@ -65,10 +72,8 @@ _INSERT_CHECKPOINT = sa.text(
     ":previous, :key_id, :signature, :hash, :version)"
 )
 _NEW_EVENTS = (
-    f"SELECT {EVENT_SELECT} FROM audit_logs e "
-    "WHERE e.org_id = %(org)s AND e.txid >= %(lo)s AND e.txid < %(hi)s "
-    "AND NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.org_id = e.org_id "
-    "AND s.event_id = e.id) ORDER BY e.txid, e.created_at, e.id"
+    "e.txid >= {lo} AND e.txid < {hi} AND NOT EXISTS (SELECT 1 FROM audit_seals s "
+    "WHERE s.org_id = e.org_id AND s.event_id = e.id)"
 )
 _INSERT_SEALS = (
     "INSERT INTO audit_seals (org_id, seq, event_id, event_created_at, leaf_hash) "
@@ -89,6 +94,16 @@ class OrgSealResult:
     sealed: int
     tree_size: int
     checkpoint: SignedCheckpoint | None
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One sealing transaction: what it sealed and, if the range is not done, where it ended."""
+
+    sealed: int
+    tree_size: int
+    checkpoint: SignedCheckpoint | None
+    after: LineKey | None
 
 
 @dataclass
@@ -127,10 +142,6 @@ class SealerLag:
     @property
     def unsealed(self) -> int:
         return sum(o.unsealed for o in self.orgs)
-
-    @property
-    def oldest_age_seconds(self) -> float:
-        return max((o.age_seconds(self.measured_at) for o in self.orgs), default=0.0)
 
     @property
     def horizon_lag(self) -> int:
@@ -188,6 +199,12 @@ class Sealer:
             try:
                 result.orgs.append(await self.seal_org(org, horizon, force_checkpoint))
             except Exception as exc:  # one org's failure must not stop the others
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Cancelled mid-statement (the app is stopping): the rollback that
+                    # followed failed too, which must not turn the cancellation into a
+                    # logged failure and a sealer that keeps running.
+                    raise asyncio.CancelledError from exc
                 log.exception("sealing org %s failed", org)
                 result.failed[org] = f"{type(exc).__name__}: {exc}"
         if not result.failed:
@@ -198,12 +215,27 @@ class Sealer:
     async def seal_org(
         self, org_id: uuid.UUID, horizon: int, force_checkpoint: bool = False
     ) -> OrgSealResult:
-        async with self.scopes.system_scope(SEALER_ACTOR, org_id) as session:
-            return await self._seal_in(session, org_id, horizon, force_checkpoint)
+        """Seal the org's events below ``horizon``, at most
+        :data:`MAX_EVENTS_PER_TRANSACTION` per transaction, yielding between them."""
+        sealed, checkpoint, after = 0, None, None
+        while True:
+            async with self.scopes.system_scope(SEALER_ACTOR, org_id) as session:
+                step = await self._seal_in(session, org_id, horizon, force_checkpoint, after)
+            sealed += step.sealed
+            checkpoint = step.checkpoint or checkpoint
+            if step.after is None:
+                return OrgSealResult(org_id, sealed, step.tree_size, checkpoint)
+            after, force_checkpoint = step.after, False
+            await asyncio.sleep(0)
 
     async def _seal_in(
-        self, session: AsyncSession, org_id: uuid.UUID, horizon: int, force: bool
-    ) -> OrgSealResult:
+        self,
+        session: AsyncSession,
+        org_id: uuid.UUID,
+        horizon: int,
+        force: bool,
+        after: LineKey | None,
+    ) -> _Step:
         empty = _frontier_json(AccumulatorState(0, ()))
         await session.execute(_ENSURE_STATE, {"org": org_id, "frontier": empty})
         state = (await session.execute(_LOCK_STATE, {"org": org_id})).one()
@@ -211,47 +243,63 @@ class Sealer:
         acc = MerkleAccumulator(AccumulatorState.from_json_dict(frontier))
         if acc.size != tree_size:
             raise RuntimeError(f"sealer state of org {org_id} is inconsistent")
-        sealed = 0
+        sealed, last = 0, None
         if start < horizon:
-            sealed = await self._append_leaves(session, org_id, acc, start, horizon)
+            sealed, last = await self._append_leaves(session, org_id, acc, start, horizon, after)
         checkpoint = None
         if sealed or force:
             checkpoint = await self._checkpoint(session, org_id, acc)
         if sealed or start < horizon:
+            # Until the range is done the horizon stays put: the next transaction goes on
+            # from ``last`` with the same range (what is sealed has seals, so is skipped).
             await session.execute(
                 _SAVE_STATE,
                 {
                     "org": org_id,
                     "size": acc.size,
                     "frontier": _frontier_json(acc.state()),
-                    "horizon": max(start, horizon),
+                    "horizon": start if last is not None else max(start, horizon),
                 },
             )
-        return OrgSealResult(org_id, sealed, acc.size, checkpoint)
+        return _Step(sealed, acc.size, checkpoint, last)
 
     async def _append_leaves(
-        self, session: AsyncSession, org_id: uuid.UUID, acc: MerkleAccumulator, lo: int, hi: int
-    ) -> int:
+        self,
+        session: AsyncSession,
+        org_id: uuid.UUID,
+        acc: MerkleAccumulator,
+        lo: int,
+        hi: int,
+        after: LineKey | None,
+    ) -> tuple[int, LineKey | None]:
+        """Seal up to :data:`MAX_EVENTS_PER_TRANSACTION` new events in order, read with one
+        statement and sealed a page at a time; (sealed, where to go on, or None if done)."""
         conn = await driver_connection(session)
-        sealed = 0
-        async with text_cursor(conn, f"seal_{uuid.uuid4().hex}") as cur, conn.cursor() as out:
-            await cur.execute(_NEW_EVENTS, {"org": org_id, "lo": lo, "hi": hi})
-            while rows := await cur.fetchmany(FETCH_ROWS):
-                leaves = leaf_hashes(rows)
-                first = acc.size
-                acc.extend(leaves)
-                await out.execute(
-                    _INSERT_SEALS,
-                    {
-                        "org": org_id,
-                        "seq": list(range(first, first + len(rows))),
-                        "ids": [row_id(r) for r in rows],
-                        "created": [row_created_at(r) for r in rows],
-                        "leaves": leaves,
-                    },
-                )
-                sealed += len(rows)
-        return sealed
+        where = sql.SQL(_NEW_EVENTS).format(lo=sql.Literal(lo), hi=sql.Literal(hi))
+        statement = events_copy(org_id, after=after, where=where, limit=MAX_EVENTS_PER_TRANSACTION)
+        lines = await copy_lines(conn, statement)
+        encoder = RowEncoder()
+        last: LineKey | None = None
+        for i in range(0, len(lines), FETCH_ROWS):
+            page = lines[i : i + FETCH_ROWS]
+            keys = [line_key(split_line(line)) for line in page]
+            leaves = encoder.leaves(page)
+            first = acc.size
+            acc.extend(leaves)
+            await conn.execute(
+                _INSERT_SEALS,
+                {
+                    "org": org_id,
+                    "seq": list(range(first, first + len(page))),
+                    "ids": [k[0] for k in keys],
+                    "created": [k[1] for k in keys],
+                    "leaves": leaves,
+                },
+            )
+            last = keys[-1]
+            await asyncio.sleep(0)  # the writer's lanes run between pages
+        more = len(lines) == MAX_EVENTS_PER_TRANSACTION
+        return len(lines), last if more else None
 
     async def _checkpoint(
         self, session: AsyncSession, org_id: uuid.UUID, acc: MerkleAccumulator
