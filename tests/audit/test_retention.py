@@ -293,36 +293,63 @@ async def test_other_organizations_are_untouched(fresh_db: Database, scopes: Sco
 # --------------------------------------------------------------------------- the function's gate
 
 
-async def test_people_cannot_call_the_purge_functions(fresh_db: Database, scopes: Scopes) -> None:
+PURGE_CALLS = (
+    "select app.audit_purge_expired()",
+    "select app.audit_drop_expired_partitions()",
+    "select * from app.audit_purge_plan()",
+    "select app.audit_register_actions(array['RECORD_VIEWED'], array['x'])",
+)
+OLD_CUTOFF_CALLS = (
+    "select app.audit_purge(array['RECORD_VIEWED'], now() - interval '2 days')",
+    "select app.audit_drop_expired_partitions(now() - interval '2 days')",
+)
+
+
+async def test_request_and_webhook_roles_cannot_purge(
+    fresh_db: Database, scopes: Scopes, attack_count: Any
+) -> None:
+    """Neither a person nor a webhook/job (system role) may run any purge function, and the
+    caller-supplied-cutoff functions no longer exist for anyone."""
     org = make_org(fresh_db, "a")
-    for call in (
-        "select app.audit_purge(array['RECORD_VIEWED'], now() - interval '7 years')",
-        "select app.audit_drop_expired_partitions(now() - interval '7 years')",
-    ):
-        with pytest.raises(DBAPIError, match="permission denied"):
-            async with scopes.org_scope(org.owner, org.id) as s:
-                await s.execute(sa.text(call))
+    sealed = add_event(fresh_db, org, "RECORD_VIEWED", NOW - 2 * YEAR)
+    ran = 0
+    for call in (*PURGE_CALLS, *OLD_CUTOFF_CALLS):
+        for scope in (
+            lambda: scopes.org_scope(org.owner, org.id),
+            lambda: scopes.system_scope("system:retention", org.id),
+        ):
+            with pytest.raises(DBAPIError, match="permission denied|does not exist"):
+                async with scope() as s:
+                    await s.execute(sa.text(call))
+            ran += 1
+    assert remaining(fresh_db, org) == {sealed}
+    attack_count("database roles: purge functions", ran)
 
 
-async def test_system_role_purges_only_its_scope_org(fresh_db: Database, scopes: Scopes) -> None:
+async def test_maintenance_purge_takes_no_cutoff_and_keeps_what_policy_keeps(
+    fresh_db: Database, scopes: Scopes, attack_count: Any
+) -> None:
+    """The maintenance role cannot pick a cut-off: a two-year-old event under the six-year
+    default survives; the purge record names what went."""
     a, b = make_org(fresh_db, "a"), make_org(fresh_db, "b")
     add_event(fresh_db, a, "RECORD_VIEWED", NOW - 8 * YEAR)
+    young = add_event(fresh_db, a, "RECORD_VIEWED", NOW - 2 * YEAR)
     b_old = add_event(fresh_db, b, "RECORD_VIEWED", NOW - 8 * YEAR)
-    async with scopes.system_scope("system:retention", a.id) as s:
-        n = await s.scalar(
-            sa.text("select app.audit_purge(array['RECORD_VIEWED'], now() - interval '7 years')")
+    async with scopes.maintenance_scope("system:retention", a.id) as s:
+        n = await s.scalar(sa.text("select app.audit_purge_expired()"))
+        record = (
+            (await s.execute(sa.text("select kind, removed, removed_count from audit_purges")))
+            .mappings()
+            .one()
         )
     assert n == 1
+    assert dict(record) == {"kind": "events", "removed": {"RECORD_VIEWED": 1}, "removed_count": 1}
+    assert remaining(fresh_db, a) == {young}
     assert remaining(fresh_db, b) == {b_old}
-
-
-async def test_purge_refuses_cutoffs_younger_than_a_day(fresh_db: Database, scopes: Scopes) -> None:
-    org = make_org(fresh_db, "a")
-    with pytest.raises(DBAPIError, match="younger than one day"):
-        async with scopes.system_scope("system:retention", org.id) as s:
-            await s.execute(
-                sa.text("select app.audit_purge(array['RECORD_VIEWED'], now() - interval '1 hour')")
-            )
+    with pytest.raises(DBAPIError, match="permission denied"):
+        async with scopes.maintenance_scope("system:retention", a.id) as s:
+            await s.execute(sa.text("delete from audit_purges"))
+    attack_count("database roles: purge functions", 2)
 
 
 async def test_audit_purge_function_honours_an_org_wide_hold(
@@ -333,12 +360,12 @@ async def test_audit_purge_function_honours_an_org_wide_hold(
     old = add_event(fresh_db, org, "RECORD_VIEWED", NOW - 8 * YEAR)
     async with scopes.org_scope(org.owner, org.id) as s:
         await place_hold(s, org.id, "litigation", org.owner)
-    async with scopes.system_scope("system:retention", org.id) as s:
-        assert len(await active_holds(s, org.id)) == 1  # the system role sees the hold
-        n = await s.scalar(
-            sa.text("select app.audit_purge(array['RECORD_VIEWED'], now() - interval '7 years')")
-        )
+    async with scopes.maintenance_scope("system:retention", org.id) as s:
+        assert len(await active_holds(s, org.id)) == 1  # the maintenance role sees the hold
+        n = await s.scalar(sa.text("select app.audit_purge_expired()"))
+        kinds = (await s.execute(sa.text("select kind from audit_purges"))).scalars().all()
     assert n == 0
+    assert kinds == ["held"]
     assert remaining(fresh_db, org) == {old}
 
 
@@ -350,10 +377,8 @@ async def test_audit_purge_function_honours_a_subject_hold(
     add_event(fresh_db, org, "RECORD_VIEWED", NOW - 8 * YEAR, subject="patient_2")
     async with scopes.org_scope(org.owner, org.id) as s:
         await place_hold(s, org.id, "subject request", org.owner, "patient_1")
-    async with scopes.system_scope("system:retention", org.id) as s:
-        n = await s.scalar(
-            sa.text("select app.audit_purge(array['RECORD_VIEWED'], now() - interval '7 years')")
-        )
+    async with scopes.maintenance_scope("system:retention", org.id) as s:
+        n = await s.scalar(sa.text("select app.audit_purge_expired()"))
     assert n == 1
     assert remaining(fresh_db, org) == {kept}
 
