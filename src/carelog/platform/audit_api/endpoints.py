@@ -101,15 +101,27 @@ async def export_events(
     format: Annotated[Literal["jsonl", "csv", "workos"], Query()] = "jsonl",
     reason: Annotated[PlainText | None, Query(min_length=1, max_length=1000)] = None,
 ) -> StreamingResponse:
-    """The whole filtered trail in constant memory; recorded in audit_log_exports and as
-    AUDIT_LOG_EXPORTED. The unit of work stays open until the last byte is sent."""
+    """The whole filtered trail in constant memory. Filters are checked against the catalog
+    and the export is recorded (AUDIT_LOG_EXPORT_STARTED, durable) before the response starts,
+    so a refused or unrecordable export answers with an error instead of data; the end is
+    recorded as AUDIT_LOG_EXPORTED or AUDIT_LOG_EXPORT_ABORTED. The unit of work stays open
+    until the last byte is sent."""
     ensure_admin(unit)
     fmt: ExportFormat = format
+    chunks = export_audit_logs(
+        unit.session, unit.identity.org_id, unit.identity.user_id, filters, fmt, reason
+    )
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        first = b""
+    except AuditInputError as exc:
+        raise _invalid(exc) from None
 
     async def body() -> AsyncIterator[bytes]:
-        async for chunk in export_audit_logs(
-            unit.session, unit.identity.org_id, unit.identity.user_id, filters, fmt, reason
-        ):
+        if first:
+            yield first
+        async for chunk in chunks:
             yield chunk
 
     extension = "json" if fmt == "workos" else fmt
