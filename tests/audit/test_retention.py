@@ -318,7 +318,7 @@ async def test_request_and_webhook_roles_cannot_purge(
             lambda: scopes.org_scope(org.owner, org.id),
             lambda: scopes.system_scope("system:retention", org.id),
         ):
-            with pytest.raises(DBAPIError, match="permission denied|does not exist"):
+            with pytest.raises(DBAPIError, match=r"permission denied|does not exist"):
                 async with scope() as s:
                     await s.execute(sa.text(call))
             ran += 1

@@ -56,6 +56,9 @@ CORE_ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("AUDIT_LOG_QUERIED", "compliance", "read", description="The log was searched."),
     ActionSpec(
+        "AUDIT_LOG_VERIFIED", "compliance", "read", description="The trail's integrity was checked."
+    ),
+    ActionSpec(
         "AUDIT_RETENTION_PURGED", "compliance", "system", description="Expired events dropped."
     ),
     ActionSpec("AUDIT_LEGAL_HOLD_PLACED", "compliance", "write"),

@@ -268,3 +268,37 @@ BEGIN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO {{maintenance}}', f);
     END LOOP;
 END $$;
+
+-- ---------------------------------------------------------------- refusals in the owner's trail
+-- A refused request that names a tenant's resource (a meeting id in the path, a token's org)
+-- is recorded in the trail of the organization that owns it. The caller cannot see that org
+-- (that is why it was refused), so the lookup runs as the owner behind a transaction-local
+-- switch; its answer goes only into the audit event, never back to the caller.
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['organizations', 'meetings', 'events', 'records']
+    LOOP
+        EXECUTE format($f$CREATE POLICY %I ON %I FOR SELECT TO {{owner}}
+            USING (pg_catalog.current_setting('carelog.owner_lookup', true) = 'on')$f$,
+            t || '_owner_lookup', t);
+    END LOOP;
+END $$;
+CREATE FUNCTION app.resource_owner_org(p_kind text, p_id uuid) RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_org uuid;
+BEGIN
+    IF p_kind NOT IN ('organizations', 'meetings', 'events', 'records') THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('carelog.owner_lookup', 'on', true);
+    EXECUTE format('SELECT %s FROM public.%I WHERE id = $1',
+                   CASE p_kind WHEN 'organizations' THEN 'id' ELSE 'org_id' END, p_kind)
+        INTO v_org USING p_id;
+    PERFORM set_config('carelog.owner_lookup', 'off', true);
+    RETURN v_org;
+END $$;
+REVOKE ALL ON FUNCTION app.resource_owner_org(text, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.resource_owner_org(text, uuid) TO {{app}};

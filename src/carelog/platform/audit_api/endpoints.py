@@ -33,6 +33,7 @@ from carelog.platform.audit_api.schemas import (
 from carelog.platform.auth.dependencies import AdminUnit, StreamingUnit, ensure_admin
 from carelog.platform.http import AUTHENTICATED, PlainText, PlatformRoute, described
 from carelog.platform.services import services
+from carelog.platform.refusals import enforce
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], route_class=PlatformRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -96,6 +97,7 @@ async def list_events(
     summary="Export (streamed)",
 )
 async def export_events(
+    request: Request,
     unit: StreamingUnit,
     filters: Filters,
     format: Annotated[Literal["jsonl", "csv", "workos"], Query()] = "jsonl",
@@ -107,6 +109,7 @@ async def export_events(
     recorded as AUDIT_LOG_EXPORTED or AUDIT_LOG_EXPORT_ABORTED. The unit of work stays open
     until the last byte is sent."""
     ensure_admin(unit)
+    enforce(request, "export", unit.identity.user_id, "exports")
     fmt: ExportFormat = format
     chunks = export_audit_logs(
         unit.session, unit.identity.org_id, unit.identity.user_id, filters, fmt, reason
@@ -214,4 +217,13 @@ async def verify(
 
     keyring = services(request).verifying_keys
     report = await verify_org(unit.session, unit.identity.org_id, keyring, since=since)
-    return report.to_json_dict()
+    result = report.to_json_dict()
+    # Who checked the trail, and what they were told, is part of the trail.
+    await log_audit_event(
+        "AUDIT_LOG_VERIFIED",
+        "audit_log",
+        None,
+        None,
+        {"ok": bool(result.get("ok")), "since": since.isoformat() if since else None},
+    )
+    return result

@@ -92,9 +92,11 @@ async def verified_claims(request: Request) -> TokenClaims:
             hint="send Authorization: Bearer <access token> (dev: `carelog dev token`)",
         )
     try:
-        return await verifier.averify(token)
+        claims = await verifier.averify(token)
     except TokenError as exc:
         raise _unauthorized(exc.message, exc.hint) from None
+    request.state.claims = claims  # a later refusal is recorded in the org the token names
+    return claims
 
 
 async def _only_membership(scopes: Scopes, user_id: str) -> uuid.UUID:

@@ -399,4 +399,7 @@ async def verify_integrity(request: Request, unit: Unit) -> Response:
         "seconds": report.seconds,
         "problem": None if problem is None else problem.message,
     }
+    await log_audit_event(
+        "AUDIT_LOG_VERIFIED", "audit_log", None, None, {"ok": report.ok, "via": "viewer"}
+    )
     return redirect("/audit#integrity")

@@ -81,10 +81,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     roles = migration_roles()
     op.execute("DROP POLICY audit_logs_runtime_bounds ON audit_logs")
-    op.execute(
-        f'GRANT INSERT ON audit_logs TO "{roles.app}", "{roles.system}", "{roles.writer}"'
-    )
+    op.execute(f'GRANT INSERT ON audit_logs TO "{roles.app}", "{roles.system}", "{roles.writer}"')
+    for table in ("organizations", "meetings", "events", "records"):
+        op.execute(f"DROP POLICY {table}_owner_lookup ON {table}")
     for fn in (
+        "app.resource_owner_org(text, uuid)",
         "app.audit_drop_expired_partitions()",
         "app.audit_purge_expired()",
         "app.audit_purge_plan()",
