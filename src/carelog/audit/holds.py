@@ -10,11 +10,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from carelog.audit.api import log_audit_event
 from carelog.audit.catalog import AuditCatalog
+from carelog.audit.context import audit_context, snapshot
 from carelog.audit.errors import AuditInputError
 
 # HIPAA (45 CFR 164.316(b)(2)) asks for six years of documentation. Six calendar years always
@@ -22,6 +25,24 @@ from carelog.audit.errors import AuditInputError
 # is the fallback of app.audit_retention_days (migration 0005).
 DEFAULT_RETENTION_DAYS = 6 * 365 + 2
 ALL_CATEGORIES = "*"
+
+
+async def _record(
+    org_id: uuid.UUID,
+    actor: str,
+    action: str,
+    resource_id: str,
+    changes: dict[str, Any] | None,
+    metadata: dict[str, Any],
+) -> None:
+    """Changing what the trail keeps is itself on the trail, in the same transaction as the
+    change (the caller's unit), in the caller's context or else in the admin's own name."""
+    ctx = snapshot()
+    if ctx is not None and ctx.actor_id and ctx.org_id == org_id:
+        await log_audit_event(action, "compliance", resource_id, changes, metadata)
+        return
+    with audit_context(actor=actor, org_id=org_id):
+        await log_audit_event(action, "compliance", resource_id, changes, metadata)
 
 
 def _check_days(days: object) -> int:
@@ -84,6 +105,13 @@ async def set_policy(
     """
     _check_days(days)
     _check_category(category, catalog or AuditCatalog.build([], []))
+    before = await session.scalar(
+        sa.text(
+            "select retention_days from audit_retention_policies "
+            "where org_id = :org and category = :category"
+        ),
+        {"org": org_id, "category": category},
+    )
     await session.execute(
         sa.text(
             "insert into audit_retention_policies (org_id, category, retention_days, set_by) "
@@ -92,6 +120,14 @@ async def set_policy(
             "set retention_days = excluded.retention_days, set_by = excluded.set_by"
         ),
         {"org": org_id, "category": category, "days": days, "by": set_by},
+    )
+    await _record(
+        org_id,
+        set_by,
+        "AUDIT_RETENTION_POLICY_CHANGED",
+        category,
+        {"old_values": {"retention_days": before}, "new_values": {"retention_days": days}},
+        {"category": category},
     )
 
 
@@ -132,6 +168,14 @@ async def place_hold(
         {"org": org_id, "reason": reason.strip(), "subject": data_subject_id, "by": placed_by},
     )
     hold_id: uuid.UUID = result.scalar_one()
+    await _record(
+        org_id,
+        placed_by,
+        "AUDIT_LEGAL_HOLD_PLACED",
+        str(hold_id),
+        None,
+        {"scope": "subject" if data_subject_id else "organization", "reason": reason.strip()},
+    )
     return hold_id
 
 
@@ -150,6 +194,7 @@ async def release_hold(
         raise AuditInputError(
             f"no active legal hold {hold_id} in this organization", field="hold_id"
         )
+    await _record(org_id, released_by, "AUDIT_LEGAL_HOLD_RELEASED", str(hold_id), None, {})
 
 
 async def active_holds(session: AsyncSession, org_id: uuid.UUID) -> list[LegalHold]:
