@@ -104,4 +104,4 @@ def test_forwarding_headers_from_an_untrusted_peer_are_ignored(
     logged = " ".join(r.getMessage() for r in caplog.records if r.name == "uvicorn.access")
     assert "/api/audit/events" in logged
     assert "patient_secret" not in logged
-    attack_count("tokens and headers: forged client address / request id", len(SPOOFS))
+    attack_count("tokens: forged client address / request id headers", len(SPOOFS))

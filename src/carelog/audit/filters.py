@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import struct
 import uuid
 from collections.abc import Iterable
@@ -58,6 +59,9 @@ def _texts(name: str, values: Iterable[str] | str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _text(name: str, value: str | None) -> str | None:
     if value is None:
         return None
@@ -65,6 +69,10 @@ def _text(name: str, value: str | None) -> str | None:
         raise AuditInputError(
             f"{value!r} must be a non-empty string of at most {_MAX_TEXT} characters", field=name
         )
+    if _UNSTORABLE.search(value):
+        # PostgreSQL text cannot hold NUL, and a lone surrogate is not UTF-8: either would
+        # reach the database as an error instead of a condition.
+        raise AuditInputError("must not contain NUL or unpaired surrogate characters", field=name)
     return value
 
 
