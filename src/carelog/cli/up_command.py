@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import signal
 import socket
 import threading
 from collections.abc import Iterator
-import logging
 from typing import Annotated, Any
 
 import typer

@@ -32,8 +32,8 @@ from carelog.platform.audit_api.schemas import (
 )
 from carelog.platform.auth.dependencies import AdminUnit, StreamingUnit, ensure_admin
 from carelog.platform.http import AUTHENTICATED, PlainText, PlatformRoute, described
-from carelog.platform.services import services
 from carelog.platform.refusals import enforce
+from carelog.platform.services import services
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], route_class=PlatformRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -118,8 +118,6 @@ async def export_events(
         first = await chunks.__anext__()
     except StopAsyncIteration:
         first = b""
-    except AuditInputError as exc:
-        raise _invalid(exc) from None
 
     async def body() -> AsyncIterator[bytes]:
         if first:
