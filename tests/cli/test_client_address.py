@@ -21,11 +21,10 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
-from carelog.audit.setup import create_audit_service
 from carelog.cli.up_command import server_config
 from carelog.db.engine import Database
-from carelog.platform.audit_catalog import build_catalog
 from carelog.platform.auth.tokens import DevTokenSigner
+from carelog.runtime import Runtime
 from carelog.web.app import create_app
 from world import World, build_world
 
@@ -40,10 +39,11 @@ def _free_port() -> int:
 @pytest.fixture
 def served(fresh_db: Database, tmp_path: Path) -> Iterator[tuple[str, World, DevTokenSigner]]:
     world = build_world(fresh_db.sync_engine("admin"))
-    service = create_audit_service(fresh_db, build_catalog(), spool_dir=tmp_path / "spool")
-    app = create_app(fresh_db, audit=service)
     signer = DevTokenSigner(os.urandom(32))
-    app.state.token_verifier = signer
+    runtime = Runtime(
+        fresh_db.settings, fresh_db, spool_dir=tmp_path / "spool", token_verifier=signer
+    )
+    app = create_app(runtime)
     port = _free_port()
     server = uvicorn.Server(server_config(app, "127.0.0.1", port))
     thread = threading.Thread(target=server.run, daemon=True)

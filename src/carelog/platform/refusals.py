@@ -34,6 +34,7 @@ from carelog.audit import log_audit_event
 from carelog.audit.context import audit_context, snapshot
 from carelog.db.session import Scopes
 from carelog.platform.errors import ApiError
+from carelog.platform.services import services
 
 ACTION = "UNAUTHORIZED_ACCESS_ATTEMPT"
 ANONYMOUS_ACTOR = "system:unauthenticated"
@@ -122,7 +123,7 @@ async def record_refusal(request: Request, status: int, code: str | None) -> int
         retry = rate_limits(request).hit("auth_failure", client_key(request))
         if retry is not None:
             return retry
-    scopes: Scopes = request.app.state.scopes
+    scopes: Scopes = services(request).scopes
     route = request.scope.get("route")
     metadata: dict[str, Any] = {
         "method": request.method,
