@@ -46,9 +46,32 @@ def pytest_configure(config: pytest.Config) -> None:
     config._carelog_attacks = {}  # type: ignore[attr-defined]
 
 
+#: The attack families the suite reports; a test names its attacks "family: what".
+ATTACK_FAMILIES = (
+    "tokens",
+    "cross-tenant",
+    "viewer",
+    "trail integrity",
+    "input abuse",
+    "webhook",
+    "database roles",
+    "rate limits",
+)
+#: Older, unprefixed names of the RLS suite (per-table probes are cross-tenant).
+_LEGACY_FAMILIES = {"writer": "database roles", "escalation": "database roles"}
+
+
+def attack_family(name: str) -> str:
+    head = name.split(":", 1)[0].strip()
+    if head in ATTACK_FAMILIES:
+        return head
+    return _LEGACY_FAMILIES.get(head, "cross-tenant")
+
+
 @pytest.fixture
 def attack_count(request: pytest.FixtureRequest) -> Callable[[str, int], None]:
-    """Tests of the attack suite report how many attacks they ran; the summary adds them up."""
+    """Tests of the attack suite report how many attacks they ran (each refused, or the test
+    fails); the summary adds them up per family."""
     store: dict[str, int] = request.config._carelog_attacks  # type: ignore[attr-defined]
 
     def add(name: str, n: int) -> None:
@@ -59,8 +82,14 @@ def attack_count(request: pytest.FixtureRequest) -> Callable[[str, int], None]:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     store: dict[str, int] = getattr(config, "_carelog_attacks", {})
-    if store:
-        terminalreporter.write_line(
-            f"RLS attack suite: {sum(store.values())} attacks across {len(store)} targets, "
-            "all refused or saw nothing"
-        )
+    if not store:
+        return
+    families: dict[str, int] = dict.fromkeys(ATTACK_FAMILIES, 0)
+    for name, n in store.items():
+        families[attack_family(name)] += n
+    terminalreporter.write_line(
+        f"attack suite: {sum(store.values())} attempts across {len(store)} targets, "
+        "all refused or saw nothing"
+    )
+    for family, n in families.items():
+        terminalreporter.write_line(f"  {family:<16} {n:>6} attempts, all refused")

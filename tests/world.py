@@ -325,6 +325,17 @@ def _tenant(conn: sa.Connection, t: Tenant, category_id: object) -> None:
     )
     _insert(
         conn,
+        "audit_purges",
+        {
+            "org_id": org,
+            "kind": "events",
+            "purged_by": "carelog_maintenance",
+            "removed": {"RECORD_VIEWED": 1},
+            "removed_count": 1,
+        },
+    )
+    _insert(
+        conn,
         "audit_seal_state",
         {"org_id": org, "tree_size": 1, "frontier": {"size": 1, "hashes": ["00" * 32]}},
         returning="org_id",

@@ -222,7 +222,7 @@ async def test_export_memory_stays_flat(fresh_db: Database, scopes: Scopes) -> N
     assert max(per_chunk) <= 1000 and len(per_chunk) >= 50
 
 
-async def test_export_stopped_early_is_recorded_as_failed(
+async def test_export_stopped_early_is_recorded_as_aborted(
     fresh_db: Database, scopes: Scopes, world: World, audit_service: AuditService
 ) -> None:
     receipt = ExportReceipt()
@@ -238,16 +238,18 @@ async def test_export_stopped_early_is_recorded_as_failed(
         )
         await anext(stream)
         await stream.aclose()
-    assert receipt.status == "failed"
+    assert receipt.status == "aborted"
     with fresh_db.sync_engine("admin").connect() as conn:
         status, rows = conn.execute(
             sa.text("select status, row_count from audit_log_exports where id = :id"),
             {"id": receipt.export_id},
         ).one()
-    assert (status, rows) == ("failed", 100)
+    assert (status, rows) == ("aborted", 100)
 
 
-async def test_a_member_cannot_export(scopes: Scopes, world: World) -> None:
+async def test_a_member_cannot_export(
+    scopes: Scopes, world: World, audit_service: AuditService
+) -> None:
     with pytest.raises(sa.exc.DBAPIError, match="row-level security"):
         async with scopes.org_scope(world.a.member, world.a.org_id) as session:
             async for _ in export_audit_logs(

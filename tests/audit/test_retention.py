@@ -104,9 +104,30 @@ def add_event(
 
 
 def remaining(db: Database, org: Org) -> set[uuid.UUID]:
+    """The org's seeded events (the records of policy and hold changes are not counted)."""
     with db.sync_engine("admin").connect() as conn:
-        rows = conn.execute(sa.text("select id from audit_logs where org_id = :o"), {"o": org.id})
+        rows = conn.execute(
+            sa.text(
+                "select id from audit_logs where org_id = :o and action not in "
+                "('AUDIT_RETENTION_POLICY_CHANGED', 'AUDIT_LEGAL_HOLD_PLACED', "
+                "'AUDIT_LEGAL_HOLD_RELEASED')"
+            ),
+            {"o": org.id},
+        )
         return set(rows.scalars())
+
+
+def governance_events(db: Database, org: Org) -> list[tuple[str, str]]:
+    with db.sync_engine("admin").connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select action, workos_user_id from audit_logs where org_id = :o and action in "
+                "('AUDIT_RETENTION_POLICY_CHANGED', 'AUDIT_LEGAL_HOLD_PLACED', "
+                "'AUDIT_LEGAL_HOLD_RELEASED') order by created_at, id"
+            ),
+            {"o": org.id},
+        )
+        return [(str(a), str(u)) for a, u in rows.all()]
 
 
 class Recorder:
@@ -115,6 +136,18 @@ class Recorder:
 
     async def __call__(self, org_id: uuid.UUID, metadata: Mapping[str, Any]) -> None:
         self.events.append((org_id, dict(metadata)))
+
+
+@pytest.fixture
+async def audit_service_running(fresh_db: Database, tmp_path: Path) -> AsyncIterator[None]:
+    service = create_audit_service(fresh_db, build_catalog(), spool_dir=tmp_path / "spool")
+    configure_audit(service)
+    await service.start()
+    try:
+        yield
+    finally:
+        await service.stop()
+        configure_audit(None)
 
 
 async def purge(
@@ -138,7 +171,9 @@ async def purge(
 # --------------------------------------------------------------------------- policies
 
 
-async def test_default_and_explicit_policies(fresh_db: Database, scopes: Scopes) -> None:
+async def test_default_and_explicit_policies(
+    fresh_db: Database, scopes: Scopes, audit_service_running: None
+) -> None:
     org = make_org(fresh_db, "a")
     async with scopes.org_scope(org.owner, org.id) as s:
         assert await effective_policies(s, org.id, CATALOG) == {
@@ -158,7 +193,7 @@ async def test_default_and_explicit_policies(fresh_db: Database, scopes: Scopes)
     ("category", "days"), [("nonsense", 10), ("billing", 0), ("*", -1), ("*", True)]
 )
 async def test_bad_policies_are_refused(
-    fresh_db: Database, scopes: Scopes, category: str, days: int
+    fresh_db: Database, scopes: Scopes, category: str, days: int, audit_service_running: None
 ) -> None:
     org = make_org(fresh_db, "a")
     with pytest.raises(AuditInputError):
@@ -191,7 +226,7 @@ async def test_default_policy_purges_only_events_older_than_six_years(
 
 
 async def test_category_policy_shortens_that_category_only(
-    fresh_db: Database, scopes: Scopes
+    fresh_db: Database, scopes: Scopes, audit_service_running: None
 ) -> None:
     org = make_org(fresh_db, "a")
     async with scopes.org_scope(org.owner, org.id) as s:
@@ -205,7 +240,7 @@ async def test_category_policy_shortens_that_category_only(
 
 
 async def test_org_wide_hold_blocks_everything_until_released(
-    fresh_db: Database, scopes: Scopes
+    fresh_db: Database, scopes: Scopes, audit_service_running: None
 ) -> None:
     org = make_org(fresh_db, "a")
     old = {add_event(fresh_db, org, "RECORD_VIEWED", NOW - 8 * YEAR, subject=s) for s in "xy"}
@@ -226,10 +261,15 @@ async def test_org_wide_hold_blocks_everything_until_released(
     result = await purge(scopes, [org])
     assert result.orgs[0].total_deleted == 2
     assert remaining(fresh_db, org) == set()
+    # placing and lifting the hold are on the trail, in the admin's name
+    assert governance_events(fresh_db, org) == [
+        ("AUDIT_LEGAL_HOLD_PLACED", org.owner),
+        ("AUDIT_LEGAL_HOLD_RELEASED", org.owner),
+    ]
 
 
 async def test_subject_hold_keeps_only_that_subjects_events(
-    fresh_db: Database, scopes: Scopes
+    fresh_db: Database, scopes: Scopes, audit_service_running: None
 ) -> None:
     org = make_org(fresh_db, "a")
     kept = add_event(fresh_db, org, "RECORD_VIEWED", NOW - 8 * YEAR, subject="patient_1")
@@ -246,7 +286,7 @@ async def test_subject_hold_keeps_only_that_subjects_events(
 
 
 async def test_releasing_an_unknown_or_released_hold_is_an_error(
-    fresh_db: Database, scopes: Scopes
+    fresh_db: Database, scopes: Scopes, audit_service_running: None
 ) -> None:
     org = make_org(fresh_db, "a")
     async with scopes.org_scope(org.owner, org.id) as s:
@@ -258,7 +298,7 @@ async def test_releasing_an_unknown_or_released_hold_is_an_error(
 
 
 async def test_dry_run_deletes_nothing_and_predicts_the_real_run(
-    fresh_db: Database, scopes: Scopes
+    fresh_db: Database, scopes: Scopes, audit_service_running: None
 ) -> None:
     org = make_org(fresh_db, "a")
     async with scopes.org_scope(org.owner, org.id) as s:
@@ -293,67 +333,92 @@ async def test_other_organizations_are_untouched(fresh_db: Database, scopes: Sco
 # --------------------------------------------------------------------------- the function's gate
 
 
-async def test_people_cannot_call_the_purge_functions(fresh_db: Database, scopes: Scopes) -> None:
+PURGE_CALLS = (
+    "select app.audit_purge_expired()",
+    "select app.audit_drop_expired_partitions()",
+    "select * from app.audit_purge_plan()",
+    "select app.audit_register_actions(array['RECORD_VIEWED'], array['x'])",
+)
+OLD_CUTOFF_CALLS = (
+    "select app.audit_purge(array['RECORD_VIEWED'], now() - interval '2 days')",
+    "select app.audit_drop_expired_partitions(now() - interval '2 days')",
+)
+
+
+async def test_request_and_webhook_roles_cannot_purge(
+    fresh_db: Database, scopes: Scopes, attack_count: Any
+) -> None:
+    """Neither a person nor a webhook/job (system role) may run any purge function, and the
+    caller-supplied-cutoff functions no longer exist for anyone."""
     org = make_org(fresh_db, "a")
-    for call in (
-        "select app.audit_purge(array['RECORD_VIEWED'], now() - interval '7 years')",
-        "select app.audit_drop_expired_partitions(now() - interval '7 years')",
-    ):
-        with pytest.raises(DBAPIError, match="permission denied"):
-            async with scopes.org_scope(org.owner, org.id) as s:
-                await s.execute(sa.text(call))
+    sealed = add_event(fresh_db, org, "RECORD_VIEWED", NOW - 2 * YEAR)
+    ran = 0
+    for call in (*PURGE_CALLS, *OLD_CUTOFF_CALLS):
+        for scope in (
+            lambda: scopes.org_scope(org.owner, org.id),
+            lambda: scopes.system_scope("system:retention", org.id),
+        ):
+            with pytest.raises(DBAPIError, match=r"permission denied|does not exist"):
+                async with scope() as s:
+                    await s.execute(sa.text(call))
+            ran += 1
+    assert remaining(fresh_db, org) == {sealed}
+    attack_count("database roles: purge functions", ran)
 
 
-async def test_system_role_purges_only_its_scope_org(fresh_db: Database, scopes: Scopes) -> None:
+async def test_maintenance_purge_takes_no_cutoff_and_keeps_what_policy_keeps(
+    fresh_db: Database, scopes: Scopes, attack_count: Any
+) -> None:
+    """The maintenance role cannot pick a cut-off: a two-year-old event under the six-year
+    default survives; the purge record names what went."""
     a, b = make_org(fresh_db, "a"), make_org(fresh_db, "b")
     add_event(fresh_db, a, "RECORD_VIEWED", NOW - 8 * YEAR)
+    young = add_event(fresh_db, a, "RECORD_VIEWED", NOW - 2 * YEAR)
     b_old = add_event(fresh_db, b, "RECORD_VIEWED", NOW - 8 * YEAR)
-    async with scopes.system_scope("system:retention", a.id) as s:
-        n = await s.scalar(
-            sa.text("select app.audit_purge(array['RECORD_VIEWED'], now() - interval '7 years')")
+    async with scopes.maintenance_scope("system:retention", a.id) as s:
+        n = await s.scalar(sa.text("select app.audit_purge_expired()"))
+        record = (
+            (await s.execute(sa.text("select kind, removed, removed_count from audit_purges")))
+            .mappings()
+            .one()
         )
     assert n == 1
+    assert dict(record) == {"kind": "events", "removed": {"RECORD_VIEWED": 1}, "removed_count": 1}
+    assert remaining(fresh_db, a) == {young}
     assert remaining(fresh_db, b) == {b_old}
-
-
-async def test_purge_refuses_cutoffs_younger_than_a_day(fresh_db: Database, scopes: Scopes) -> None:
-    org = make_org(fresh_db, "a")
-    with pytest.raises(DBAPIError, match="younger than one day"):
-        async with scopes.system_scope("system:retention", org.id) as s:
-            await s.execute(
-                sa.text("select app.audit_purge(array['RECORD_VIEWED'], now() - interval '1 hour')")
-            )
+    with pytest.raises(DBAPIError, match="permission denied"):
+        async with scopes.maintenance_scope("system:retention", a.id) as s:
+            await s.execute(sa.text("delete from audit_purges"))
+    attack_count("database roles: purge functions", 2)
 
 
 async def test_audit_purge_function_honours_an_org_wide_hold(
-    fresh_db: Database, scopes: Scopes
+    fresh_db: Database, scopes: Scopes, audit_service_running: None
 ) -> None:
     """The SQL function on its own (no Python in between) must delete nothing under a hold."""
     org = make_org(fresh_db, "a")
     old = add_event(fresh_db, org, "RECORD_VIEWED", NOW - 8 * YEAR)
     async with scopes.org_scope(org.owner, org.id) as s:
         await place_hold(s, org.id, "litigation", org.owner)
-    async with scopes.system_scope("system:retention", org.id) as s:
-        assert len(await active_holds(s, org.id)) == 1  # the system role sees the hold
-        n = await s.scalar(
-            sa.text("select app.audit_purge(array['RECORD_VIEWED'], now() - interval '7 years')")
-        )
+    async with scopes.maintenance_scope("system:retention", org.id) as s:
+        assert len(await active_holds(s, org.id)) == 1  # the maintenance role sees the hold
+        n = await s.scalar(sa.text("select app.audit_purge_expired()"))
+        kinds = (await s.execute(sa.text("select kind from audit_purges"))).scalars().all()
     assert n == 0
+    assert kinds == ["held"]
     assert remaining(fresh_db, org) == {old}
 
 
 async def test_audit_purge_function_honours_a_subject_hold(
-    fresh_db: Database, scopes: Scopes
+    fresh_db: Database, scopes: Scopes, audit_service_running: None
 ) -> None:
     org = make_org(fresh_db, "a")
     kept = add_event(fresh_db, org, "RECORD_VIEWED", NOW - 8 * YEAR, subject="patient_1")
     add_event(fresh_db, org, "RECORD_VIEWED", NOW - 8 * YEAR, subject="patient_2")
     async with scopes.org_scope(org.owner, org.id) as s:
         await place_hold(s, org.id, "subject request", org.owner, "patient_1")
-    async with scopes.system_scope("system:retention", org.id) as s:
-        n = await s.scalar(
-            sa.text("select app.audit_purge(array['RECORD_VIEWED'], now() - interval '7 years')")
-        )
+    async with scopes.maintenance_scope("system:retention", org.id) as s:
+        n = await s.scalar(sa.text("select app.audit_purge_expired()"))
     assert n == 1
     assert remaining(fresh_db, org) == {kept}
 
@@ -399,7 +464,7 @@ def partitions(db: Database) -> set[str]:
 
 
 async def test_expired_partition_is_dropped_but_not_one_with_a_held_row(
-    fresh_db: Database, scopes: Scopes
+    fresh_db: Database, scopes: Scopes, audit_service_running: None
 ) -> None:
     ensure_partition(fresh_db, "2018-01-01")
     ensure_partition(fresh_db, "2018-02-01")
@@ -444,18 +509,6 @@ async def test_partitions_are_left_alone_when_not_every_org_is_covered(
 
 
 # --------------------------------------------------------------------------- the real audit API
-
-
-@pytest.fixture
-async def audit_service_running(fresh_db: Database, tmp_path: Path) -> AsyncIterator[None]:
-    service = create_audit_service(fresh_db, build_catalog(), spool_dir=tmp_path / "spool")
-    configure_audit(service)
-    await service.start()
-    try:
-        yield
-    finally:
-        await service.stop()
-        configure_audit(None)
 
 
 def purge_events(db: Database, org: Org) -> list[Any]:

@@ -52,30 +52,32 @@ async def test_valid_token_reaches_the_endpoint(api: Api) -> None:
     a = api.world.a
     r = await api.client.get(records(api), headers=api.auth(a.expert, a.org_id))
     assert r.status_code == 200, r.text
-    # ... and carelog's session cookie works like the bearer header
+    # ... but carelog's session cookie does not: it authenticates the viewer only (CSRF)
     api.client.cookies.set("carelog-session", api.token(a.expert, a.org_id))
     try:
-        assert (await api.client.get(records(api))).status_code == 200
+        assert (await api.client.get(records(api))).status_code == 401
     finally:
         api.client.cookies.clear()
 
 
-async def test_missing_and_malformed_tokens_are_401(api: Api) -> None:
+async def test_missing_and_malformed_tokens_are_401(api: Api, attack_count: Any) -> None:
     assert_401(await api.client.get(records(api)))
     for header in ("Bearer", "Basic dXNlcjpwYXNz", "Bearer not.a.jwt", "Bearer abc"):
         assert_401(await api.client.get(records(api), headers={"Authorization": header}))
     assert api.audit("resource_type = 'medical_record'") == []
+    attack_count("tokens: missing and malformed", 5)
 
 
-async def test_expired_token_is_401(api: Api) -> None:
+async def test_expired_token_is_401(api: Api, attack_count: Any) -> None:
     a = api.world.a
     old = api.signer.issue(a.expert, str(a.org_id), ttl=60, now=time.time() - 3600)
     r = await api.client.get(records(api), headers={"Authorization": f"Bearer {old}"})
     assert_401(r)
     assert "expired" in r.json()["error"]["reason"]
+    attack_count("tokens: expired", 1)
 
 
-async def test_forged_and_wrongly_signed_tokens_are_401(api: Api) -> None:
+async def test_forged_and_wrongly_signed_tokens_are_401(api: Api, attack_count: Any) -> None:
     a = api.world.a
     other = DevTokenSigner(os.urandom(32)).issue(a.expert, str(a.org_id))
     assert_401(await api.client.get(records(api), headers={"Authorization": f"Bearer {other}"}))
@@ -98,6 +100,7 @@ async def test_forged_and_wrongly_signed_tokens_are_401(api: Api) -> None:
         algorithm="HS256",
     )
     assert_401(await api.client.get(records(api), headers={"Authorization": f"Bearer {wrong_iss}"}))
+    attack_count("tokens: forged, re-signed, alg=none, wrong issuer", 4)
 
 
 async def test_token_for_an_org_the_user_is_not_in_is_403(api: Api) -> None:
@@ -243,7 +246,7 @@ async def test_workos_mode_verifies_against_the_jwks(fresh_db: Database, tmp_pat
             await get(_workos_token(key, "key_1", sub=a.expert, org_id=str(a.org_id)))
         ).status_code == 200
         api.client.cookies.set("carelog-session", ok)
-        assert (await api.client.get(url)).status_code == 200
+        assert (await api.client.get("/audit")).status_code == 403  # the viewer: not an admin
         api.client.cookies.clear()
         assert jwks.fetches == 1  # cached
 

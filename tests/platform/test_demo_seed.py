@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
+from carelog.audit.api import configure_audit
+from carelog.audit.integrity import SigningKeyring, generate_key
+from carelog.audit.integrity.sealer import Sealer
+from carelog.audit.integrity.verify import verify_org
+from carelog.audit.setup import create_audit_service
 from carelog.db.engine import Database
 from carelog.db.schema import GLOBAL_TABLES, TENANT_TABLES, Meeting
 from carelog.db.session import Scopes
 from carelog.platform import demo
+from carelog.platform.audit_catalog import build_catalog
 from carelog.platform.records import RecordKeyring
+
+
+@pytest.fixture(autouse=True)
+async def audit_running(fresh_db: Database, tmp_path: Path) -> AsyncIterator[None]:
+    """Seeding records every row it creates, so it needs the audit service like any writer."""
+    service = create_audit_service(fresh_db, build_catalog(), spool_dir=tmp_path / "spool")
+    configure_audit(service)
+    await service.start()
+    try:
+        yield
+    finally:
+        await service.stop()
+        configure_audit(None)
 
 
 def _counts(db: Database) -> dict[str, int]:
@@ -43,12 +65,34 @@ async def test_demo_seed(fresh_db: Database) -> None:
         assert second.as_dict() == first.as_dict()
         assert "nothing created" in second.describe()
 
+        _check_trail(fresh_db, first)
+        await _check_verifiable(scopes, first)
         _check_shape(first)
         _check_tenancy(fresh_db, first)
         _check_records(fresh_db, first, keyring)
         await _check_owner_visibility(scopes, first)
     finally:
         await fresh_db.dispose()
+
+
+def _check_trail(db: Database, summary: demo.DemoSummary) -> None:
+    """Every seeded row is an event of the named seeding actor, in the org it was seeded in."""
+    rows = _rows(db, "select org_id, workos_user_id, action, metadata from audit_logs")
+    assert len(rows) == summary.created_rows
+    assert {r.workos_user_id for r in rows} == {demo.ACTOR}
+    actions = {r.action for r in rows}
+    assert {"MEDICAL_RECORD_CREATED", "APPOINTMENT_CREATED", "DEMO_DATA_SEEDED"} <= actions
+    assert {r.org_id for r in rows} >= {o.id for o in summary.orgs}
+
+
+async def _check_verifiable(scopes: Scopes, summary: demo.DemoSummary) -> None:
+    _kid, seed = generate_key()
+    keyring = SigningKeyring.from_seed(seed, "demo-k1")
+    await Sealer(scopes, keyring).seal_once()
+    for org in summary.orgs:
+        async with scopes.system_scope("system:audit-verify", org.id) as session:
+            report = await verify_org(session, org.id, keyring.verifying_keyring())
+        assert report.ok and report.leaves > 0, report.to_json_dict()
 
 
 def _check_shape(summary: demo.DemoSummary) -> None:

@@ -110,7 +110,14 @@ async def test_only_the_owner_in_their_org_may_write(api: Api) -> None:
     )
     assert r.status_code == 403  # B's expert is not a member of org A
     assert api.rows("select price from events where id = :i", i=public) == [{"price": 5000}]
-    assert api.audit("resource_type = 'event_type'") == []
+    assert api.audit("resource_type = 'event_type' and outcome = 'success'") == []
+    # every refused PATCH/DELETE of org A's event type is in org A's trail
+    probes = api.audit(
+        "action = 'UNAUTHORIZED_ACCESS_ATTEMPT' and org_id = :o and resource_id = :r",
+        o=a.org_id,
+        r=str(public),
+    )
+    assert len(probes) == 7
 
 
 async def test_event_with_meetings_cannot_be_deleted(api: Api) -> None:

@@ -114,7 +114,9 @@ def test_the_secret_is_a_documented_variable() -> None:
 # --------------------------------------------------------------------------- signatures
 
 
-async def test_tampered_body_is_400_and_audited_in_the_targeted_org(api: Api) -> None:
+async def test_tampered_body_is_400_and_audited_in_the_targeted_org(
+    api: Api, attack_count: Any
+) -> None:
     a = api.world.a
     evt = event("payment_intent.succeeded", intent(api, "pi_a"))
     payload = json.dumps(evt).encode()
@@ -134,9 +136,10 @@ async def test_tampered_body_is_400_and_audited_in_the_targeted_org(api: Api) ->
     # Nothing changed.
     assert transfer(api, "pi_a")[0]["status"] == "PENDING"
     assert api.rows("select * from stripe_webhook_events") == []
+    attack_count("webhook: tampered body", 1)
 
 
-async def test_missing_wrong_secret_and_stale_signatures(api: Api) -> None:
+async def test_missing_wrong_secret_and_stale_signatures(api: Api, attack_count: Any) -> None:
     evt = event("payment_intent.succeeded", intent(api, "pi_a"))
     assert (await deliver(api, evt, signature=None)).status_code == 400
     payload = json.dumps(evt).encode()
@@ -145,6 +148,7 @@ async def test_missing_wrong_secret_and_stale_signatures(api: Api) -> None:
     assert (await deliver(api, evt, signature=stale)).status_code == 400
     reasons = [r["metadata"]["reason"] for r in ours(api, "WEBHOOK_SIGNATURE_INVALID")]
     assert reasons == ["missing", "invalid", "invalid"]
+    attack_count("webhook: missing, wrong-secret and stale signatures", 3)
 
 
 async def test_forgery_naming_no_known_payment_is_only_logged(

@@ -179,6 +179,34 @@ async def test_unauthenticated_visitors_are_sent_to_login(env: Env) -> None:
     assert SESSION_COOKIE in r.headers["set-cookie"] and "Max-Age=0" in r.headers["set-cookie"]
 
 
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([0-9a-f]*)"', html)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)
+
+
+async def test_same_site_forgeries_are_refused(env: Env, attack_count: Any) -> None:
+    """A sibling same-site page can make the browser send the cookie; it cannot read the
+    token. Bodyless POSTs with a foreign Origin, and the JSON API driven by the cookie, fail."""
+    a = env.world.a
+    env.login(a.owner, a.org_id)
+    foreign = {"origin": "https://evil.carelog.example", "sec-fetch-site": "same-site"}
+    for path in ("/audit/integrity/verify", "/audit/logout"):
+        r = await env.client.post(path, headers=foreign)
+        assert r.status_code == 403, path
+        r = await env.client.post(path, data={"csrf_token": "0" * 64}, headers=foreign)
+        assert r.status_code == 403, path
+    for method, path in (
+        ("POST", "/api/expert-profile/unpublish"),
+        ("GET", "/api/audit/events"),
+        ("GET", "/api/audit/verify"),
+    ):
+        r = await env.client.request(method, path, headers=foreign)
+        assert r.status_code == 401, (method, path, r.status_code)
+    assert env.rows("select * from audit_logs where action = 'AUDIT_LOG_VERIFIED'") == []
+    attack_count("viewer: same-site CSRF and cookie-driven API", 7)
+
+
 async def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(env: Env) -> None:
     a = env.world.a
     r = await env.client.post("/audit/login", data={"token": "garbage"})
@@ -197,9 +225,15 @@ async def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(env: Env
     r = await env.client.get("/audit")
     assert r.status_code == 200, r.text
     assert "Audit log" in r.text and a.owner in r.text
-    r = await env.client.post("/audit/logout")
+    session = env.client.cookies[SESSION_COOKIE]
+    r = await env.client.post("/audit/logout")  # no CSRF token: refused
+    assert r.status_code == 403 and SESSION_COOKIE in env.client.cookies
+    r = await env.client.post("/audit/logout", data={"csrf_token": csrf_of(r.text)})
     assert r.status_code == 303 and r.headers["location"] == "/audit/login"
     assert SESSION_COOKIE not in env.client.cookies
+    assert (await env.client.get("/audit")).status_code == 303
+    # Revoked server-side: the same token, replayed, is refused.
+    env.client.cookies.set(SESSION_COOKIE, session)
     assert (await env.client.get("/audit")).status_code == 303
 
 
@@ -213,7 +247,8 @@ async def test_members_and_strangers_get_a_403_page(env: Env) -> None:
         assert "Access denied" in r.text and "owners and admins" in r.text
         assert "your role is member" in r.text
         assert a.patient not in r.text.replace(f"/audit/subjects/{a.patient}", "")
-    r = await env.client.post("/audit/integrity/verify")
+    page = await env.client.get("/audit")
+    r = await env.client.post("/audit/integrity/verify", data={"csrf_token": csrf_of(page.text)})
     assert r.status_code == 403
     # An org B owner with a token naming org A is not a member there.
     env.login(b.owner, a.org_id)
@@ -322,7 +357,7 @@ async def test_subject_access_view(env: Env) -> None:
     assert r.status_code == 200
     assert len(event_ids(r.text)) == 40
     assert "MEDICAL_RECORD_VIEWED" in r.text and "203.0.113.9" in r.text
-    assert "/api/audit/export?format=csv&amp;data_subject_id=" + a.patient in r.text
+    assert "/audit/export?format=csv&amp;data_subject_id=" + a.patient in r.text
     reports = env.rows(
         "select data_subject_id from audit_logs where action = 'COMPLIANCE_REPORT_GENERATED'"
     )
@@ -350,14 +385,14 @@ async def test_exports_carry_the_filters(env: Env) -> None:
     r = await env.client.get(
         "/audit", params={"start": "2024-03-01", "end": "2024-03-01", "outcome": "denied"}
     )
-    exports = [u for u in links(r.text) if u.startswith("/api/audit/export")]
+    exports = [u for u in links(r.text) if u.startswith("/audit/export")]
     assert {re.search(r"format=(\w+)", u).group(1) for u in exports} == {  # type: ignore[union-attr]
         "jsonl",
         "csv",
         "workos",
     }
     csv_url = next(u for u in exports if "format=csv" in u)
-    r = await env.client.get(csv_url)  # the cookie authenticates the API too
+    r = await env.client.get(csv_url)  # the viewer's export path takes the cookie
     assert r.status_code == 200, r.text
     lines = r.text.strip().splitlines()
     assert len(lines) == 1 + 12 and all("denied" in line for line in lines[1:])
@@ -391,7 +426,7 @@ async def test_integrity_status_and_verify(env: Env) -> None:
     env.login(a.owner, a.org_id)
     r = await env.client.get("/audit")
     assert "Not verified" in r.text and "Verify now" in r.text
-    r = await env.client.post("/audit/integrity/verify")
+    r = await env.client.post("/audit/integrity/verify", data={"csrf_token": csrf_of(r.text)})
     assert r.status_code == 303 and r.headers["location"] == "/audit#integrity"
     r = await env.client.get("/audit")
     assert "Verified" in r.text or "Verification failed" in r.text

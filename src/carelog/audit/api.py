@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import insert, null
@@ -124,8 +124,15 @@ async def log_audit_event(
     *,
     data_subject: object = None,
     outcome: Outcome = "success",
+    owner_org: uuid.UUID | None = None,
 ) -> AuditEvent:
     """Record one event. Returns it once it is stored (or bound to the caller's transaction).
+
+    ``owner_org`` names the organization that owns the resource when it is not the caller's
+    (a patient cancelling a clinic's appointment from their personal organization): the event
+    belongs to that organization's trail, so it goes there, still attributed to the caller.
+    The caller's transaction cannot write into another organization, so such an event goes
+    through the writer and is durable on its own.
 
     Raises ``AuditInputError`` for a malformed event (unknown action, oversized metadata...),
     ``MissingAuditContextError`` without a context, and ``AuditUnavailableError`` when the
@@ -133,15 +140,24 @@ async def log_audit_event(
     is never acknowledged from memory, so the action fails instead. Never a storage error.
     """
     service = audit_service()
+    context = current_context()
+    foreign = owner_org is not None and owner_org != context.org_id
+    if foreign:
+        context = replace(context, org_id=owner_org)
     subject_key = (
         None
         if data_subject is None
-        else await service.subject_key_for(_org_of_context(), data_subject, changes, metadata)
+        else await service.subject_key_for(
+            owner_org if foreign and owner_org is not None else _org_of_context(),
+            data_subject,
+            changes,
+            metadata,
+        )
     )
     event, spec = build_event(
         service.catalog,
         service.masker,
-        current_context(),
+        context,
         action,
         resource_type,
         resource_id,
@@ -152,7 +168,7 @@ async def log_audit_event(
         subject_key=subject_key,
     )
     unit = current_unit()
-    if unit is not None and outcome == "success" and not spec.is_read:
+    if unit is not None and outcome == "success" and not spec.is_read and not foreign:
         await unit.execute(insert(AuditLog), [_orm_row(event)])
         return event
     await service.writer.submit(event, fail_closed=spec.fail_closed)

@@ -41,7 +41,23 @@ class ActionSpec:
 # Actions of the audit core itself: they describe the audit log, not the product.
 CORE_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("AUDIT_LOG_EXPORTED", "compliance", "read", description="An export was produced."),
+    ActionSpec(
+        "AUDIT_LOG_EXPORT_STARTED",
+        "compliance",
+        "read",
+        fail_closed=True,
+        description="An export is about to send its first byte (requester, filters, reason).",
+    ),
+    ActionSpec(
+        "AUDIT_LOG_EXPORT_ABORTED",
+        "compliance",
+        "read",
+        description="An export stopped before its last byte (hang-up or error).",
+    ),
     ActionSpec("AUDIT_LOG_QUERIED", "compliance", "read", description="The log was searched."),
+    ActionSpec(
+        "AUDIT_LOG_VERIFIED", "compliance", "read", description="The trail's integrity was checked."
+    ),
     ActionSpec(
         "AUDIT_RETENTION_PURGED", "compliance", "system", description="Expired events dropped."
     ),

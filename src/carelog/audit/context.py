@@ -24,6 +24,7 @@ from carelog.core.ids import parse_uuid
 ActorType = Literal["user", "system"]
 SYSTEM_PREFIX = "system:"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 @dataclass
@@ -184,6 +185,24 @@ class TrustedProxies:
         return normalise_ip(hops[0]) if hops else normalise_ip(peer)
 
 
+_FORWARDED_FOR = re.compile(r'(?i)(?:^|[;,\s])for=("?)\[?([^\]";,\s]+?)\]?(?::\d+)?\1(?=$|[;,\s])')
+
+
+def forwarded_for(value: str) -> list[str]:
+    """The ``for=`` addresses of an RFC 7239 ``Forwarded`` header, left to right (ports and
+    IPv6 brackets removed; obfuscated names such as ``unknown`` are kept and fail later)."""
+    return [m.group(2) for m in _FORWARDED_FOR.finditer(value)]
+
+
+def request_id_for(asked: str | None) -> str:
+    """The request id: always the server's own, so no client can make its request carry the
+    id of another one; a well-formed client id follows it, for correlation across services."""
+    own = uuid.uuid4().hex
+    if asked and _CLIENT_REQUEST_ID.match(asked):
+        return f"{own}-{asked}"
+    return own
+
+
 class AuditContextMiddleware:
     """Pure ASGI middleware: one fresh :class:`AuditContext` per HTTP request.
 
@@ -200,14 +219,19 @@ class AuditContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
-        forwarded = [v for k, v in headers if k == "x-forwarded-for"]
+        # X-Forwarded-For and RFC 7239 Forwarded mean the same thing; only trusted proxies'
+        # word counts (the server runs with its own proxy-header handling off, see
+        # carelog.cli.up_command), so neither lets a client choose its recorded address.
+        forwarded = [v for k, v in headers if k == "x-forwarded-for"] or [
+            ",".join(forwarded_for(v)) for k, v in headers if k == "forwarded"
+        ]
         agent = next((v for k, v in headers if k == "user-agent"), None)
         asked = next((v for k, v in headers if k == "x-request-id"), None)
         peer = scope.get("client")[0] if scope.get("client") else None
         ctx = AuditContext(
             ip_address=self.proxies.client_address(peer, forwarded),
             user_agent=agent[:512] if agent else None,
-            request_id=asked if asked and _REQUEST_ID.match(asked) else uuid.uuid4().hex,
+            request_id=request_id_for(asked),
         )
         token = _current.set(ctx)
 

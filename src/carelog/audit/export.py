@@ -2,16 +2,19 @@
 
 Rows come through a server-side cursor a batch at a time and leave as one ``bytes`` chunk per
 batch, so an export of fifty million events holds what an export of fifty holds. Each export
-is itself evidence (SOC 2: who took what, when, and why): it gets a row in
-``audit_log_exports`` before the first byte and an ``AUDIT_LOG_EXPORTED`` event after the last.
+is itself evidence (SOC 2: who took what, when, and why): before the first byte it gets a
+durable ``AUDIT_LOG_EXPORT_STARTED`` event (fail-closed: no record, no export) and a row in
+``audit_log_exports``; after the last byte ``AUDIT_LOG_EXPORTED``, or on a hang-up or error
+``AUDIT_LOG_EXPORT_ABORTED``. Filters are checked against the catalog before anything is read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, replace
 from typing import Any, Literal, cast, get_args
@@ -78,9 +81,30 @@ def _jsonl(records: list[AuditRecord], first: bool) -> bytes:
     return b"".join(orjson.dumps(r.to_json_dict()) + b"\n" for r in records)
 
 
+# Characters that make a spreadsheet treat a cell as a formula or control input (OWASP "CSV
+# Injection": = + - @, tab, carriage return), plus the quote that marks a neutralised cell.
+_FORMULA_START = frozenset("=+-@\t\r'")
+
+
+def neutralise_cell(value: str) -> str:
+    """A CSV cell no spreadsheet evaluates: a leading ``'`` is added when the cell starts with
+    a formula character (or with ``'`` itself). The original is always :func:`restore_cell` of
+    the output: drop one leading ``'`` if there is one. defusedcsv (the maintained library for
+    this) was considered: it leaves tab and CR alone and rewrites ``|`` in a way that cannot be
+    undone, and an audit export must be recoverable byte for byte."""
+    return "'" + value if value and value[0] in _FORMULA_START else value
+
+
+def restore_cell(value: str) -> str:
+    """The original value of a cell written by :func:`neutralise_cell`."""
+    return value[1:] if value.startswith("'") else value
+
+
 def _csv(records: list[AuditRecord], first: bool) -> bytes:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # RFC 4180 line ends: a field holding a lone CR is then quoted too (csv quotes fields
+    # containing characters of the line terminator), so no value can split a row.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     if first:
         writer.writerow(COLUMNS)
     for record in records:
@@ -91,7 +115,7 @@ def _csv(records: list[AuditRecord], first: bool) -> bytes:
                 if row[c] is None
                 else orjson.dumps(row[c]).decode()
                 if c in _JSON_COLUMNS
-                else row[c]
+                else neutralise_cell(str(row[c]))
                 for c in COLUMNS
             ]
         )
@@ -198,8 +222,26 @@ async def export_audit_logs(
         raise AuditInputError("proofs come in JSON Lines bundles", field="format", hint="jsonl")
     if reason is not None and (not reason.strip() or len(reason) > 1000):
         raise AuditInputError("must be 1..1000 characters", field="reason")
+    from carelog.audit.api import audit_service
+
+    filters.check_known(audit_service().catalog)  # before anything is read or recorded
     receipt = receipt if receipt is not None else ExportReceipt()
-    export_id = await _record_start(session, org_id, requested_by, filters, fmt, reason)
+    export_id = uuid.uuid4()
+    # Durable before the first byte, outside the caller's transaction: fail-closed, so an
+    # export whose intent cannot be recorded anywhere does not start at all.
+    await _log(
+        org_id,
+        requested_by,
+        "AUDIT_LOG_EXPORT_STARTED",
+        export_id,
+        {
+            "format": fmt,
+            "filters": filters.to_json_dict(),
+            "reason": reason,
+            "proofs": with_proofs,
+        },
+    )
+    await _record_start(session, export_id, org_id, requested_by, filters, fmt, reason)
     receipt.export_id = export_id
     receipt.status = "started"
 
@@ -220,24 +262,62 @@ async def export_audit_logs(
         async with aclosing(chunks):  # closes the server-side cursor before anything else
             async for chunk in chunks:
                 yield chunk
-    except BaseException:
-        receipt.status = "failed"
-        await _best_effort_fail(session, export_id, receipt.row_count)
+    except BaseException as exc:
+        receipt.status = "aborted" if isinstance(exc, _HANG_UPS) else "failed"
+        await _best_effort_fail(session, export_id, receipt.row_count, receipt.status)
+        _detach(
+            _log(
+                org_id,
+                requested_by,
+                "AUDIT_LOG_EXPORT_ABORTED",
+                export_id,
+                {
+                    "format": fmt,
+                    "row_count": receipt.row_count,
+                    "status": receipt.status,
+                    "error": type(exc).__name__,
+                },
+            )
+        )
         raise
     await _record_end(session, export_id, receipt.row_count)
     receipt.status = "completed"
-    await _log_exported(org_id, requested_by, export_id, fmt, filters, receipt.row_count, reason)
+    await _log(
+        org_id,
+        requested_by,
+        "AUDIT_LOG_EXPORTED",
+        export_id,
+        {
+            "format": fmt,
+            "filters": filters.to_json_dict(),
+            "row_count": receipt.row_count,
+            "reason": reason,
+        },
+    )
+
+
+# A consumer that stops reading (an HTTP client hanging up) closes or cancels the generator.
+_HANG_UPS = (GeneratorExit, asyncio.CancelledError)
+_DETACHED: set[asyncio.Task[None]] = set()
+
+
+def _detach(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to completion even though the caller is being cancelled: the web server
+    cancels a hung-up response's task, and the record of the abort must outlive it."""
+    task = asyncio.ensure_future(coro)
+    _DETACHED.add(task)
+    task.add_done_callback(_DETACHED.discard)
 
 
 async def _record_start(
     session: AsyncSession,
+    export_id: uuid.UUID,
     org_id: uuid.UUID,
     requested_by: str,
     filters: AuditFilters,
     fmt: str,
     reason: str | None,
-) -> uuid.UUID:
-    export_id = uuid.uuid4()
+) -> None:
     await session.execute(
         sa.insert(_EXPORTS).values(
             id=export_id,
@@ -248,7 +328,6 @@ async def _record_start(
             reason=reason,
         )
     )
-    return export_id
 
 
 async def _record_end(session: AsyncSession, export_id: uuid.UUID, rows: int) -> None:
@@ -259,7 +338,9 @@ async def _record_end(session: AsyncSession, export_id: uuid.UUID, rows: int) ->
     )
 
 
-async def _best_effort_fail(session: AsyncSession, export_id: uuid.UUID, rows: int) -> None:
+async def _best_effort_fail(
+    session: AsyncSession, export_id: uuid.UUID, rows: int, status: str
+) -> None:
     # After a database error the transaction is aborted and the row rolls back with it; after
     # a consumer stops early (GeneratorExit) the update still goes through.
     # The original error is the one worth raising, so a failure here is swallowed.
@@ -267,20 +348,18 @@ async def _best_effort_fail(session: AsyncSession, export_id: uuid.UUID, rows: i
         await session.execute(
             sa.update(_EXPORTS)
             .where(_X.id == export_id)
-            .values(status="failed", row_count=rows, completed_at=sa.func.now())
+            .values(status=status, row_count=rows, completed_at=sa.func.now())
         )
 
 
-async def _log_exported(
+async def _log(
     org_id: uuid.UUID,
     requested_by: str,
+    action: str,
     export_id: uuid.UUID,
-    fmt: str,
-    filters: AuditFilters,
-    rows: int,
-    reason: str | None,
+    metadata: dict[str, Any],
 ) -> None:
-    """Record AUDIT_LOG_EXPORTED in the caller's audit context, or as the requester if none.
+    """Record one export event in the caller's audit context, or as the requester if none.
 
     Imported at call time so the read modules have no import-time dependency on the write
     path (the API imports the writer and the session machinery).
@@ -288,11 +367,9 @@ async def _log_exported(
     from carelog.audit.api import log_audit_event
     from carelog.audit.context import audit_context, snapshot
 
-    metadata = {"format": fmt, "filters": filters.to_json_dict(), "row_count": rows}
-    metadata["reason"] = reason
     ctx = snapshot()
     if ctx is not None and ctx.actor_id and ctx.org_id is not None:
-        await log_audit_event("AUDIT_LOG_EXPORTED", "audit_log", str(export_id), None, metadata)
+        await log_audit_event(action, "audit_log", str(export_id), None, metadata)
         return
     with audit_context(actor=requested_by, org_id=org_id):
-        await log_audit_event("AUDIT_LOG_EXPORTED", "audit_log", str(export_id), None, metadata)
+        await log_audit_event(action, "audit_log", str(export_id), None, metadata)

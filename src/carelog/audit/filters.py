@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import struct
 import uuid
 from collections.abc import Iterable
@@ -18,12 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from carelog.audit.catalog import OUTCOMES, Outcome
+from carelog.audit.catalog import OUTCOMES, AuditCatalog, Outcome
 from carelog.audit.errors import AuditInputError
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
 _MAX_TEXT = 256
+MAX_VALUES = 50  # per repeatable filter: keeps every record of the filters small and bounded
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR_VERSION = 1
 _CURSOR = struct.Struct(">Bq16s8s")  # version, epoch microseconds, event id, check
@@ -46,9 +48,18 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
 def _texts(name: str, values: Iterable[str] | str) -> tuple[str, ...]:
     # A bare string is iterable too: treat it as one value, not as its characters.
     items = (values,) if isinstance(values, str) else tuple(values)
+    if len(set(items)) > MAX_VALUES:
+        raise AuditInputError(
+            f"{len(set(items))} values given, at most {MAX_VALUES} are allowed",
+            field=name,
+            hint="narrow the filter, or run several exports",
+        )
     for item in items:
         _text(name, item)
     return tuple(dict.fromkeys(items))
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _text(name: str, value: str | None) -> str | None:
@@ -58,6 +69,10 @@ def _text(name: str, value: str | None) -> str | None:
         raise AuditInputError(
             f"{value!r} must be a non-empty string of at most {_MAX_TEXT} characters", field=name
         )
+    if _UNSTORABLE.search(value):
+        # PostgreSQL text cannot hold NUL, and a lone surrogate is not UTF-8: either would
+        # reach the database as an error instead of a condition.
+        raise AuditInputError("must not contain NUL or unpaired surrogate characters", field=name)
     return value
 
 
@@ -102,6 +117,22 @@ class AuditFilters:
         set_(self, "outcomes", cast(tuple[Outcome, ...], outcomes))
         for name in ("resource_id", "actor_id", "data_subject_id"):
             _text(name, getattr(self, name))
+
+    def check_known(self, catalog: AuditCatalog) -> AuditFilters:
+        """The same filters, refused unless every action and resource type is in the catalog:
+        a filter naming nothing that can exist is a mistake (or a probe), and an export
+        records its filters, so they must be the bounded vocabulary, not free text."""
+        for action in self.actions:
+            try:
+                catalog.action(action)
+            except AuditInputError as exc:
+                raise AuditInputError(exc.message, field="actions", hint=exc.hint) from None
+        for resource_type in self.resource_types:
+            try:
+                catalog.check_resource_type(resource_type)
+            except AuditInputError as exc:
+                raise AuditInputError(exc.message, field="resource_types", hint=exc.hint) from None
+        return self
 
     def with_limit(self, limit: int) -> AuditFilters:
         """The same conditions with another page size (exports ignore the page size)."""

@@ -1,13 +1,15 @@
-"""Retention of the audit log: policies, legal holds, and the purge that honours both.
+"""Retention of the audit log: the purge that honours policies and legal holds.
 
-The database owns the deletion: ``app.audit_purge`` (delete the scope org's expired events of
-some actions, skipping held subjects, nothing under an org-wide hold) and
-``app.audit_drop_expired_partitions`` (drop whole monthly partitions nobody may still need) are
-the only paths that remove audit rows, and only the system role may call them, one organization
-per transaction. This module decides *what* is expired (policies per org and action category),
-shows it before anything happens (``plan_purge`` counts with the function's own predicate, so
-a dry run reports exactly what the real run deletes), and records every purge as an audit event
-once the purge has committed.
+The database owns the decision and the deletion. ``app.audit_purge_expired()`` deletes the scope
+organization's events that are past their category's retention policy (``'*'`` otherwise, six
+years by default) and under no active legal hold, flags their Merkle leaves and writes an
+``audit_purges`` row naming what went; ``app.audit_drop_expired_partitions()`` drops whole
+months only when every event in them is expired for its own organization. Neither takes a
+cut-off from the caller, and only the maintenance role may run them (migration 0005): a request
+or webhook role cannot delete a single event. ``app.audit_purge_plan()`` counts with the same
+predicate, so a dry run reports exactly what the real run deletes. This module registers the
+catalog's categories with the database, shows the plan, runs the purge and records each one as
+an audit event once it has committed.
 """
 
 from __future__ import annotations
@@ -24,34 +26,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carelog.audit.api import audit_service, log_audit_event
 from carelog.audit.catalog import AuditCatalog
 from carelog.audit.context import audit_context
-from carelog.audit.errors import AuditInputError
+from carelog.audit.holds import (
+    ALL_CATEGORIES,
+    DEFAULT_RETENTION_DAYS,
+    LegalHold,
+    active_holds,
+    effective_policies,
+    place_hold,
+    release_hold,
+    set_policy,
+)
 from carelog.db.session import Scopes
 
-# HIPAA (45 CFR 164.316(b)(2)) asks for six years of documentation. Six calendar years always
-# contain one or two 29 February, so 6 * 365 + 2 days never ends a day early.
-DEFAULT_RETENTION_DAYS = 6 * 365 + 2
-ALL_CATEGORIES = "*"
 RETENTION_ACTOR = "system:retention"
 PURGE_ACTION = "AUDIT_RETENTION_PURGED"
 
-# The same predicate as app.audit_purge, so counts and deletions cannot disagree: the scope org's
-# events of the given actions older than the cut-off, minus those of a subject under an active
-# hold. Grouped by action so one statement serves every category.
-_COUNT_EXPIRED = sa.text(
-    """
-    with p(action, cutoff) as (
-        select * from unnest(cast(:actions as text[]), cast(:cutoffs as timestamptz[]))
-    )
-    select a.action,
-           count(*) as expired,
-           count(*) filter (where exists (
-               select 1 from audit_legal_holds h
-               where h.org_id = a.org_id and h.released_at is null
-                 and h.data_subject_id = a.data_subject_id)) as held
-    from audit_logs a join p on a.action = p.action and a.created_at < p.cutoff
-    where a.org_id = :org
-    group by a.action
-    """
+_PLAN = sa.text("select action, expired, purgeable from app.audit_purge_plan()")
+_PURGE = sa.text("select app.audit_purge_expired()")
+_DROP_PARTITIONS = sa.text("select app.audit_drop_expired_partitions()")
+_REMOVED = sa.text(
+    "select removed from audit_purges where org_id = :org and kind = 'events' "
+    "and created_at = now()"
+)
+_REGISTER = sa.text(
+    "select app.audit_register_actions(cast(:actions as text[]), cast(:categories as text[]))"
 )
 # Monthly partitions whose upper bound is at or before a timestamp (the same parsing of the
 # bound as app.audit_drop_expired_partitions). pg_catalog is readable by every role.
@@ -69,147 +67,15 @@ _EXPIRED_PARTITIONS = sa.text(
 EmitFn = Callable[[uuid.UUID, Mapping[str, Any]], Awaitable[None]]
 
 
-# --------------------------------------------------------------------------- policies
-
-
-def _check_days(days: object) -> int:
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise AuditInputError(
-            f"retention must be a whole number of days, at least 1 (got {days!r})",
-            field="retention_days",
-            hint="a purge never touches events younger than one day",
-        )
-    return days
-
-
-def _check_category(category: str, catalog: AuditCatalog) -> str:
-    known = sorted(set(catalog.categories().values()))
-    if category != ALL_CATEGORIES and category not in known:
-        raise AuditInputError(
-            f"unknown action category {category!r}",
-            field="category",
-            hint=f"use '*' (every category) or one of: {', '.join(known)}",
-        )
-    return category
-
-
-async def effective_policies(
-    session: AsyncSession, org_id: uuid.UUID, catalog: AuditCatalog
-) -> dict[str, int]:
-    """Days kept per category of the catalog, plus ``'*'``: the period of anything else.
-
-    ``'*'`` is returned too because it is what governs actions missing from the catalog (old or
-    foreign names) and hence the bound of whole-partition drops.
-    """
-    rows = await session.execute(
-        sa.text(
-            "select category, retention_days from audit_retention_policies where org_id = :org"
-        ),
-        {"org": org_id},
+async def register_categories(session: AsyncSession, catalog: AuditCatalog) -> int:
+    """Tell the database each new action's category (existing actions keep theirs)."""
+    pairs = sorted(catalog.categories().items())
+    if not pairs:
+        return 0
+    added = await session.scalar(
+        _REGISTER, {"actions": [a for a, _ in pairs], "categories": [c for _, c in pairs]}
     )
-    explicit: dict[str, int] = {str(c): int(d) for c, d in rows.all()}
-    fallback = explicit.get(ALL_CATEGORIES, DEFAULT_RETENTION_DAYS)
-    result = {
-        cat: explicit.get(cat, fallback) for cat in sorted(set(catalog.categories().values()))
-    }
-    result[ALL_CATEGORIES] = fallback
-    return result
-
-
-async def set_policy(
-    session: AsyncSession,
-    org_id: uuid.UUID,
-    category: str,
-    days: int,
-    set_by: str,
-    *,
-    catalog: AuditCatalog | None = None,
-) -> None:
-    """Insert or change one policy, in the admin's own name (RLS checks ``set_by``).
-
-    Without a catalog only ``'*'`` is accepted: a category typo would otherwise create a policy
-    that governs nothing while looking like it does.
-    """
-    _check_days(days)
-    _check_category(category, catalog or AuditCatalog.build([], []))
-    await session.execute(
-        sa.text(
-            "insert into audit_retention_policies (org_id, category, retention_days, set_by) "
-            "values (:org, :category, :days, :by) "
-            "on conflict (org_id, category) do update "
-            "set retention_days = excluded.retention_days, set_by = excluded.set_by"
-        ),
-        {"org": org_id, "category": category, "days": days, "by": set_by},
-    )
-
-
-# --------------------------------------------------------------------------- legal holds
-
-
-@dataclass(frozen=True)
-class LegalHold:
-    id: uuid.UUID
-    org_id: uuid.UUID
-    reason: str
-    data_subject_id: str | None
-    placed_by: str
-    created_at: datetime
-
-    def describe(self) -> str:
-        scope = f"subject {self.data_subject_id}" if self.data_subject_id else "whole organization"
-        return f"{scope}: {self.reason} (by {self.placed_by}, {self.created_at:%Y-%m-%d})"
-
-
-async def place_hold(
-    session: AsyncSession,
-    org_id: uuid.UUID,
-    reason: str,
-    placed_by: str,
-    data_subject_id: str | None = None,
-) -> uuid.UUID:
-    """Place a hold; without a subject it freezes the organization's whole trail."""
-    if not reason or not reason.strip():
-        raise AuditInputError("a legal hold needs a reason", field="reason")
-    if data_subject_id is not None and not data_subject_id.strip():
-        raise AuditInputError("an empty subject id would hold nothing", field="data_subject_id")
-    result = await session.execute(
-        sa.text(
-            "insert into audit_legal_holds (org_id, reason, data_subject_id, placed_by) "
-            "values (:org, :reason, :subject, :by) returning id"
-        ),
-        {"org": org_id, "reason": reason.strip(), "subject": data_subject_id, "by": placed_by},
-    )
-    hold_id: uuid.UUID = result.scalar_one()
-    return hold_id
-
-
-async def release_hold(
-    session: AsyncSession, org_id: uuid.UUID, hold_id: uuid.UUID, released_by: str
-) -> None:
-    """Release, never delete: who lifted a hold and when stays part of the record."""
-    result = await session.execute(
-        sa.text(
-            "update audit_legal_holds set released_at = now(), released_by = :by "
-            "where id = :id and org_id = :org and released_at is null returning id"
-        ),
-        {"id": hold_id, "org": org_id, "by": released_by},
-    )
-    if result.scalar_one_or_none() is None:
-        raise AuditInputError(
-            f"no active legal hold {hold_id} in this organization", field="hold_id"
-        )
-
-
-async def active_holds(session: AsyncSession, org_id: uuid.UUID) -> list[LegalHold]:
-    rows = await session.execute(
-        sa.text(
-            "select id, org_id, reason, data_subject_id, placed_by, created_at "
-            "from audit_legal_holds where org_id = :org and released_at is null "
-            "order by created_at, id"
-        ),
-        {"org": org_id},
-    )
-    return [LegalHold(*row) for row in rows.all()]
+    return int(added or 0)
 
 
 # --------------------------------------------------------------------------- plans
@@ -277,42 +143,33 @@ async def database_now(session: AsyncSession) -> datetime:
 async def plan_purge(
     session: AsyncSession, org_id: uuid.UUID, catalog: AuditCatalog, now: datetime
 ) -> PurgePlan:
-    """What a purge of one organization would delete, per category.
+    """What a purge of one organization would delete now, per category.
 
-    ``session`` must be a ``system_scope`` of ``org_id``: only the system role may read an
-    organization's whole trail without being one of its admins.
+    ``session`` must be a ``maintenance_scope`` of ``org_id``. The counts come from
+    ``app.audit_purge_plan()`` (the purge's own predicate, the database's clock); ``now`` and
+    the policies only label the categories with their cut-offs. Actions the catalog does not
+    name are governed by ``'*'`` and reported under it.
     """
     policies = await effective_policies(session, org_id, catalog)
     holds = tuple(await active_holds(session, org_id))
     by_category: dict[str, list[str]] = {}
     for action, category in sorted(catalog.categories().items()):
         by_category.setdefault(category, []).append(action)
-    cutoffs = {cat: now - timedelta(days=policies[cat]) for cat in by_category}
-    actions = [a for cat in sorted(by_category) for a in by_category[cat]]
-    counts: dict[str, tuple[int, int]] = {}
-    if actions:
-        rows = await session.execute(
-            _COUNT_EXPIRED,
-            {
-                "org": org_id,
-                "actions": actions,
-                "cutoffs": [cutoffs[catalog.action(a).category] for a in actions],
-            },
-        )
-        counts = {str(a): (int(e), int(h)) for a, e, h in rows.all()}
-    org_hold = any(h.data_subject_id is None for h in holds)
+    counts = {str(a): (int(e), int(p)) for a, e, p in (await session.execute(_PLAN)).all()}
+    known = {a for actions in by_category.values() for a in actions}
+    foreign = sorted(a for a in counts if a not in known)
+    if foreign:
+        by_category.setdefault(ALL_CATEGORIES, []).extend(foreign)
     plans = []
     for cat in sorted(by_category):
-        expired = sum(counts.get(a, (0, 0))[0] for a in by_category[cat])
-        held = sum(counts.get(a, (0, 0))[1] for a in by_category[cat])
         plans.append(
             CategoryPlan(
                 category=cat,
                 retention_days=policies[cat],
-                cutoff=cutoffs[cat],
+                cutoff=now - timedelta(days=policies[cat]),
                 actions=tuple(by_category[cat]),
-                expired=expired,
-                purgeable=0 if org_hold else expired - held,
+                expired=sum(counts.get(a, (0, 0))[0] for a in by_category[cat]),
+                purgeable=sum(counts.get(a, (0, 0))[1] for a in by_category[cat]),
             )
         )
     return PurgePlan(org_id, now, tuple(plans), policies[ALL_CATEGORIES], holds)
@@ -366,36 +223,37 @@ async def apply_retention(
 ) -> RetentionResult:
     """Purge (or, on a dry run, only count) the expired events of ``orgs``.
 
-    The system role sees one organization at a time and cannot list them, so the caller passes
-    the organizations (the CLI reads them through the admin connection). ``every_org`` says that
-    ``orgs`` is *all* of them: only then are whole partitions dropped, because a partition holds
-    every organization's rows and its bound must be older than every organization's cut-off.
+    The maintenance role sees one organization at a time, so the caller passes the
+    organizations (the CLI reads them through the admin connection). ``every_org`` says that
+    ``orgs`` is *all* of them: only then are whole partitions offered for dropping (the
+    database still drops only months in which every event is expired for its own org).
 
-    Rows are deleted per org and category first, each org in its own transaction, so every org's
-    audit event states exactly how many of its rows went; the partition drop afterwards frees the
-    emptied months (and anything the catalog no longer names) without leaving dead tuples. The
-    ``AUDIT_RETENTION_PURGED`` events are written only after the deletions committed: a rolled
-    back purge must not be on record as done. They are fresh, and the purge refuses cut-offs
-    younger than one day, so a purge can never delete its own record.
+    Each org is purged in its own transaction, which also writes its ``audit_purges`` row; the
+    ``AUDIT_RETENTION_PURGED`` events are written only after the deletion committed (a rolled
+    back purge must not be on record as done). They are fresh, and nothing younger than a day
+    is ever eligible, so a purge can never delete its own record.
     """
     if not dry_run and emit is None:
         audit_service()  # not configured: fail now, before a purge nobody could record
     emit_fn = emit or _default_emit
     outcomes: list[OrgRetention] = []
-    for org in orgs:
-        async with scopes.system_scope(RETENTION_ACTOR, org) as session:
+    for index, org in enumerate(orgs):
+        async with scopes.maintenance_scope(RETENTION_ACTOR, org) as session:
+            if index == 0:
+                await register_categories(session, catalog)
             at = now or await database_now(session)
             plan = await plan_purge(session, org, catalog, at)
             deleted: dict[str, int] = {}
-            if not dry_run:
+            if not dry_run and plan.expired:
+                await session.scalar(_PURGE)
+                removed: dict[str, int] = {}
+                for row in (await session.execute(_REMOVED, {"org": org})).scalars():
+                    for action, n in dict(row).items():
+                        removed[action] = removed.get(action, 0) + int(n)
                 for cat in plan.categories:
-                    if cat.expired == 0:
-                        continue
-                    n = await session.scalar(
-                        sa.text("select app.audit_purge(cast(:actions as text[]), :before)"),
-                        {"actions": list(cat.actions), "before": cat.cutoff},
-                    )
-                    deleted[cat.category] = int(n or 0)
+                    n = sum(removed.get(a, 0) for a in cat.actions)
+                    if n:
+                        deleted[cat.category] = n
         outcome = OrgRetention(plan, deleted)
         outcomes.append(outcome)
         if not dry_run:  # committed: record it now, so a later org's failure cannot hide it
@@ -406,14 +264,11 @@ async def apply_retention(
     partitions: tuple[str, ...] = ()
     if every_org and outcomes:
         partition_cutoff = min(o.plan.oldest_cutoff for o in outcomes)
-        async with scopes.system_scope(RETENTION_ACTOR, outcomes[0].plan.org_id) as session:
+        async with scopes.maintenance_scope(RETENTION_ACTOR, outcomes[0].plan.org_id) as session:
             if dry_run:
                 partitions = tuple(await expired_partitions(session, partition_cutoff))
             else:
-                dropped = await session.scalar(
-                    sa.text("select app.audit_drop_expired_partitions(:before)"),
-                    {"before": partition_cutoff},
-                )
+                dropped = await session.scalar(_DROP_PARTITIONS)
                 partitions = tuple(dropped or ())
         if partitions and not dry_run:
             await _record_drop(outcomes, partition_cutoff, partitions, emit_fn)
@@ -487,6 +342,7 @@ __all__ = [
     "expired_partitions",
     "place_hold",
     "plan_purge",
+    "register_categories",
     "release_hold",
     "set_policy",
 ]

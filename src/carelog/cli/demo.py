@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from carelog.audit.api import audit_service, configure_audit
+from carelog.audit.setup import create_audit_service
 from carelog.cli.context import open_database
 from carelog.core.errors import ConfigurationError
 from carelog.core.settings import Settings
@@ -20,6 +22,7 @@ from carelog.db import migrate
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
 from carelog.platform import demo
+from carelog.platform.audit_catalog import build_catalog
 from carelog.platform.auth.tokens import auth_mode, dev_signer
 from carelog.platform.records import RecordKeyring
 
@@ -44,9 +47,21 @@ def run_seed(db: Database) -> demo.DemoSummary:
     keyring = RecordKeyring.from_settings(db.settings)
 
     async def _run() -> demo.DemoSummary:
+        # Seeding is a write path like any other: every row it creates is an audit event, so
+        # an audit service runs for the seed (unless the process already has one).
+        service = None
+        try:
+            audit_service()
+        except ConfigurationError:
+            service = create_audit_service(db, build_catalog())
+            configure_audit(service)
+            await service.start()
         try:
             return await demo.seed_demo(Scopes(db), keyring)
         finally:
+            if service is not None:
+                await service.stop()
+                configure_audit(None)
             await db.dispose()
 
     return asyncio.run(_run())

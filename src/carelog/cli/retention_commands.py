@@ -61,7 +61,7 @@ def _plans(db: Database, orgs: Sequence[uuid.UUID], catalog: AuditCatalog) -> li
         try:
             plans = []
             for org in orgs:
-                async with scopes.system_scope(RETENTION_ACTOR, org) as session:
+                async with scopes.maintenance_scope(RETENTION_ACTOR, org) as session:
                     now = await database_now(session)
                     plans.append(await plan_purge(session, org, catalog, now))
             return plans

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import signal
 import socket
 import threading
@@ -130,7 +131,7 @@ def up(
             )
             if workers == 1:
                 app = create_app(Runtime(settings, db), sealer=True)
-                config = uvicorn.Config(app, log_level="info")
+                config = uvicorn.Config(app, log_level="info", **server_options())
                 _Server(config).run(sockets=[sock])
             else:
                 # Workers reach the same database by URL (they start no server of their own).
@@ -145,9 +146,40 @@ def up(
                     # a worker importing the app on a busy machine is slow to answer its first
                     # health ping; uvicorn's 5 s default killed and restarted them in a loop
                     timeout_worker_healthcheck=60,
+                    **server_options(),
                 )
                 Multiprocess(config, sockets=[sock]).run()
             out.print("stopped")
     finally:
         signal.signal(signal.SIGTERM, previous)
         sock.close()
+
+
+class _NoQueryStrings(logging.Filter):
+    """Access-log lines keep the path and drop the query: query strings carry tokens, subject
+    ids and export reasons, none of which belongs in a log file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
+def server_options() -> dict[str, Any]:
+    """The uvicorn options of ``carelog up`` (one worker or several).
+
+    ``proxy_headers`` is off: uvicorn would otherwise rewrite the peer address from
+    ``X-Forwarded-For`` (trusting 127.0.0.1 by default) before carelog sees the request, and
+    carelog's own trusted-proxy rule (``CARELOG_TRUSTED_PROXIES``, in
+    ``carelog.audit.context``) must be the only one deciding the recorded client address.
+    """
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _NoQueryStrings) for f in access.filters):
+        access.addFilter(_NoQueryStrings())
+    return {"proxy_headers": False, "forwarded_allow_ips": "", "server_header": False}
+
+
+def server_config(app: Any, host: str, port: int) -> uvicorn.Config:
+    """A single-process server with :func:`server_options` (tests serve the app this way)."""
+    return uvicorn.Config(app, host=host, port=port, log_level="info", **server_options())

@@ -25,6 +25,7 @@ class Roles:
     app: str
     system: str
     writer: str
+    maintenance: str
 
     @classmethod
     def from_prefix(cls, prefix: str) -> Roles:
@@ -33,12 +34,13 @@ class Roles:
             app=f"{prefix}_app",
             system=f"{prefix}_system",
             writer=f"{prefix}_audit_writer",
+            maintenance=f"{prefix}_maintenance",
         )
 
     @property
-    def runtime(self) -> tuple[str, str, str]:
-        """The login roles the running service uses (none owns anything)."""
-        return (self.app, self.system, self.writer)
+    def runtime(self) -> tuple[str, str, str, str]:
+        """The login roles the running service and its jobs use (none owns anything)."""
+        return (self.app, self.system, self.writer, self.maintenance)
 
 
 @dataclass(frozen=True)

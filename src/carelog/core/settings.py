@@ -91,6 +91,13 @@ class Settings(BaseSettings, IntegrationSettings):
         "Connection of the audit group-commit writer (INSERT on `audit_logs` only); default: "
         "user `<prefix>_audit_writer`.",
     )
+    maintenance_database_url: str | None = setting(
+        "CARELOG_MAINTENANCE_DATABASE_URL",
+        None,
+        "(derived)",
+        "Connection of maintenance jobs (retention purges, legacy imports), the only role that "
+        "may run the purge functions; default: user `<prefix>_maintenance`.",
+    )
     data_dir_override: Path | None = setting(
         "CARELOG_DATA_DIR",
         None,
@@ -114,7 +121,8 @@ class Settings(BaseSettings, IntegrationSettings):
         "CARELOG_ROLE_PREFIX",
         "carelog",
         "`carelog`",
-        "Prefix of the database roles (`<prefix>_owner`, `_app`, `_system`, `_audit_writer`).",
+        "Prefix of the database roles (`<prefix>_owner`, `_app`, `_system`, `_audit_writer`, "
+        "`_maintenance`).",
         hint="use lowercase letters, digits and underscores, starting with a letter",
     )
     env: Environment = setting(
@@ -288,6 +296,7 @@ class Settings(BaseSettings, IntegrationSettings):
                 "app_database_url",
                 "system_database_url",
                 "writer_database_url",
+                "maintenance_database_url",
             ):
                 url = getattr(self, name)
                 if url:

@@ -24,6 +24,7 @@ DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 DOC_PATH = Path("docs") / "schema.md"
 ROLE_NAMES = {"{{app}}": "app", "{{system}}": "system", "{{writer}}": "audit_writer"}
 ROLE_NAMES["{{owner}}"] = "owner"
+ROLE_NAMES["{{maintenance}}"] = "maintenance"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,9 @@ _LOOP_FORCE = re.compile(r"ALTER TABLE %I FORCE ROW LEVEL SECURITY")
 _POLICY = re.compile(r"CREATE POLICY (\w+) ON (\w+) (.*?);", re.S)
 _DROP_POLICY = re.compile(r"DROP POLICY (?:IF EXISTS )?(\w+) ON (\w+)\s*;")
 _FORCE = re.compile(r"ALTER TABLE (\w+) FORCE ROW LEVEL SECURITY")
-_HEAD = re.compile(r"FOR (\w+) TO (.*?)(?=\s+USING\b|\s+WITH CHECK\b|$)", re.S)
+_HEAD = re.compile(
+    r"(?:AS (PERMISSIVE|RESTRICTIVE)\s+)?FOR (\w+) TO (.*?)(?=\s+USING\b|\s+WITH CHECK\b|$)", re.S
+)
 
 
 def _squash(text: str) -> str:
@@ -78,11 +81,12 @@ def _policy(name: str, table: str, body: str, file: str) -> Policy:
     head = _HEAD.match(_squash(body))
     if head is None:
         raise ValueError(f"{file}: cannot parse policy {name} on {table}")
+    restrictive = " (restrictive: must also hold)" if head.group(1) == "RESTRICTIVE" else ""
     return Policy(
         name,
         table,
-        head.group(1),
-        _roles(head.group(2)),
+        head.group(2) + restrictive,
+        _roles(head.group(3)),
         _balanced(body, "USING"),
         _balanced(body, r"WITH CHECK"),
         file,

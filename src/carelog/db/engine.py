@@ -20,8 +20,8 @@ from carelog.core.errors import CarelogError, ConfigurationError, DatabaseUnavai
 from carelog.core.settings import Settings
 from carelog.db.embedded import start_embedded, stop_embedded
 
-RuntimeKind = Literal["app", "system", "writer"]
-UrlKind = Literal["admin", "app", "system", "writer"]
+RuntimeKind = Literal["app", "system", "writer", "maintenance"]
+UrlKind = Literal["admin", "app", "system", "writer", "maintenance"]
 
 
 def psycopg_url(
@@ -54,6 +54,7 @@ class Database:
     app_url: URL
     system_url: URL
     writer_url: URL
+    maintenance_url: URL
     _server: Any = None
     _async_engines: dict[str, AsyncEngine] = field(default_factory=dict)
     _sync_engines: dict[str, sa.Engine] = field(default_factory=dict)
@@ -86,6 +87,11 @@ class Database:
             writer_url=runtime(
                 settings.writer_database_url, "CARELOG_AUDIT_WRITER_DATABASE_URL", roles.writer
             ),
+            maintenance_url=runtime(
+                settings.maintenance_database_url,
+                "CARELOG_MAINTENANCE_DATABASE_URL",
+                roles.maintenance,
+            ),
             _server=server,
         )
 
@@ -95,6 +101,7 @@ class Database:
             "app": self.app_url,
             "system": self.system_url,
             "writer": self.writer_url,
+            "maintenance": self.maintenance_url,
         }[kind]
 
     def sync_engine(self, kind: UrlKind = "admin") -> sa.Engine:

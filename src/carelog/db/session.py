@@ -72,6 +72,7 @@ class Scopes:
         self._system = async_sessionmaker(
             self.database.async_engine("system"), expire_on_commit=False
         )
+        self._maintenance: async_sessionmaker[AsyncSession] | None = None
 
     @asynccontextmanager
     async def org_scope(self, user_id: str, org_id: uuid.UUID | str) -> AsyncIterator[AsyncSession]:
@@ -102,6 +103,22 @@ class Scopes:
         """A webhook or job acting for one explicit organization (never 'all orgs')."""
         async with self._unit(
             self._system, _check_system_actor(actor), str(parse_org_id(org_id))
+        ) as s:
+            yield s
+
+    @asynccontextmanager
+    async def maintenance_scope(
+        self, actor: str, org_id: uuid.UUID | str
+    ) -> AsyncIterator[AsyncSession]:
+        """A maintenance job (retention purge) for one organization: the only role that may
+        run the purge functions, so neither a request nor a webhook can ever delete events.
+        Its engine is made on first use: the web service never opens it."""
+        if self._maintenance is None:
+            self._maintenance = async_sessionmaker(
+                self.database.async_engine("maintenance"), expire_on_commit=False
+            )
+        async with self._unit(
+            self._maintenance, _check_system_actor(actor), str(parse_org_id(org_id))
         ) as s:
             yield s
 

@@ -155,6 +155,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         description="A webhook arrived with a missing or invalid signature.",
     ),
     A("SYSTEM_ERROR", "system", "system", legacy_names=("SYSTEM_ERROR", "FAILED_OPERATION")),
+    A("DEMO_DATA_SEEDED", "system", "system", description="`carelog demo seed` created a row."),
     # Compliance
     A("COMPLIANCE_REPORT_GENERATED", "compliance", "read"),
     A("GDPR_DATA_REQUEST", "compliance"),

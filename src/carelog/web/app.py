@@ -23,6 +23,7 @@ from carelog.audit import AuditContextMiddleware
 from carelog.platform.routers import ROUTERS
 from carelog.runtime import Runtime
 from carelog.web.errors import install_error_handlers
+from carelog.web.hardening import HardeningMiddleware
 from carelog.web.viewer import STATIC_DIR
 from carelog.web.viewer import router as viewer_router
 from carelog.web.viewer.accounting import router as accounting_router
@@ -42,6 +43,9 @@ def create_app(runtime: Runtime, *, sealer: bool = False) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="Care platform API with a compliance-grade audit log.",
+        # The interactive docs load Swagger UI/ReDoc from a CDN: not in production.
+        docs_url=None if runtime.settings.production else "/docs",
+        redoc_url=None if runtime.settings.production else "/redoc",
     )
     app.state.runtime = runtime
     install_error_handlers(app)
@@ -86,6 +90,7 @@ def create_app(runtime: Runtime, *, sealer: bool = False) -> FastAPI:
         return JSONResponse(status_code=503 if audit["state"] == "refusing" else 200, content=body)
 
     app.add_middleware(AuditContextMiddleware, trusted_proxies=runtime.trusted_proxies)
+    app.add_middleware(HardeningMiddleware)
     return app
 
 

@@ -133,5 +133,32 @@ def install_error_handlers(app: FastAPI, state: DatabaseState | None = None) -> 
         return error_response(422, str(first.get("msg")), field=where or None, details=details)
 
     @app.exception_handler(CarelogError)
-    async def carelog_error(_: Request, exc: CarelogError) -> JSONResponse:
-        return answer(exc)
+    async def carelog_error(request: Request, exc: CarelogError) -> JSONResponse:
+        status = exc.status_code if isinstance(exc, ApiError) else mapping_for(exc).status
+        retry = getattr(exc, "retry_after", None)
+        if status in (401, 403, 404):
+            retry = await _record_refusal(request, status, getattr(exc, "code", None))
+            if retry is not None:  # over the failure limit: 429, and nothing more recorded
+                return error_response(
+                    429,
+                    "too many failed attempts",
+                    hint=f"wait {retry} s (Retry-After)",
+                    code="RATE_LIMITED",
+                    headers={"Retry-After": str(retry)},
+                )
+        response = answer(exc)
+        if retry is not None:
+            response.headers["Retry-After"] = str(retry)
+        return response
+
+
+async def _record_refusal(request: Request, status: int, code: str | None) -> int | None:
+    """Refusals are recorded (carelog.platform.refusals); recording never turns a refusal
+    into a 500, so a failure here is logged and the refusal answered as it was."""
+    from carelog.platform.refusals import record_refusal
+
+    try:
+        return await record_refusal(request, status, code)
+    except Exception as exc:
+        log.error("refusal not recorded: %s", exc, extra={"error": type(exc).__name__})
+        return None

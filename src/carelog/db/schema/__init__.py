@@ -1,4 +1,4 @@
-"""Canonical SQLAlchemy 2 models of carelog (26 tables, one :class:`Base` metadata).
+"""Canonical SQLAlchemy 2 models of carelog (28 tables, one :class:`Base` metadata).
 
 Table and column names follow the reference platform's WorkOS-era schema; the data defects of
 the reference (nullable tenant keys, history-deleting cascades, unchecked vocabularies, missing
@@ -8,7 +8,13 @@ uniqueness, naive timestamps) are fixed. See each class docstring for the specif
 from __future__ import annotations
 
 from carelog.db.schema.audit import AuditLog
-from carelog.db.schema.audit_admin import AuditLegalHold, AuditLogExport, AuditRetentionPolicy
+from carelog.db.schema.audit_admin import (
+    AuditActionCategory,
+    AuditLegalHold,
+    AuditLogExport,
+    AuditPurge,
+    AuditRetentionPolicy,
+)
 from carelog.db.schema.base import (
     NAMING_CONVENTION,
     Base,
@@ -69,10 +75,12 @@ __all__ = [
     "NAMING_CONVENTION",
     "TENANT_TABLES",
     "AnnualPlanEligibility",
+    "AuditActionCategory",
     "AuditCheckpoint",
     "AuditLegalHold",
     "AuditLog",
     "AuditLogExport",
+    "AuditPurge",
     "AuditRetentionPolicy",
     "AuditSeal",
     "AuditSealState",

@@ -16,6 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import func
 
 from carelog.db.schema.base import (
     Base,
@@ -28,7 +29,8 @@ from carelog.db.schema.base import (
 )
 
 EXPORT_FORMATS = ("jsonl", "csv", "workos")
-EXPORT_STATUSES = ("started", "completed", "failed")
+EXPORT_STATUSES = ("started", "completed", "failed", "aborted")
+PURGE_KINDS = ("events", "partition", "held")
 
 
 class AuditLogExport(UuidPkMixin, OrgScopedMixin, CreatedAtMixin, Base):
@@ -89,3 +91,45 @@ class AuditLegalHold(UuidPkMixin, OrgScopedMixin, CreatedAtMixin, Base):
     placed_by: Mapped[str] = mapped_column(Text, nullable=False)
     released_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
     released_by: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditActionCategory(Base):
+    """Which retention category an action belongs to, as the purge function reads it.
+
+    Retention eligibility is computed inside the database (``app.audit_purge_expired``), so the
+    database must know each action's category. Rows are registered by the maintenance role and
+    never changed or deleted (a trigger refuses it): reclassifying an existing action into a
+    shorter-lived category cannot be used to purge it early.
+    """
+
+    __tablename__ = "audit_action_categories"
+    __table_args__ = (table_info("global", "Retention category of each audited action."),)
+
+    action: Mapped[str] = mapped_column(Text, primary_key=True)
+    category: Mapped[str] = mapped_column(Text, nullable=False)
+    registered_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class AuditPurge(UuidPkMixin, OrgScopedMixin, CreatedAtMixin, Base):
+    """Every retention purge, written by the purge functions themselves (append-only).
+
+    ``removed`` counts the deleted events per action; the Merkle leaves of those events stay,
+    flagged ``purged``, so which ids went is provable from ``audit_seals``.
+    """
+
+    __tablename__ = "audit_purges"
+    __table_args__ = (
+        check_in("kind", PURGE_KINDS, "kind"),
+        CheckConstraint("removed_count >= 0", name="removed_count_nonneg"),
+        table_info("org", "Every retention purge: who ran it, what it removed, per action."),
+    )
+
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    purged_by: Mapped[str] = mapped_column(Text, nullable=False, comment="the database role")
+    removed: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    removed_count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    oldest: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    newest: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    partition_name: Mapped[str | None] = mapped_column(Text)

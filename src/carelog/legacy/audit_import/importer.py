@@ -21,7 +21,7 @@ missing and counts the rest as already present. Rows with no ``created_at`` are 
 audit event is not given a time it did not have (a run-start time would also change on every
 rerun and break idempotence).
 
-Inserts run as the audit writer role (INSERT on ``audit_logs`` only) with the writer's
+Inserts run as the maintenance role (the one role allowed ``source=imported``) with the writer's
 ``INSERT ... SELECT FROM json_to_recordset`` statement, never COPY: every row gets the txid of
 its batch's transaction, so the sealer puts imported events into the integrity log like any
 other. Values are minimised and masked exactly like live events (``build_event``), and the same
@@ -214,11 +214,12 @@ class LegacyAuditImporter:
 
     # ------------------------------------------------------------------ storage
     def _insert(self, by_org: Mapping[uuid.UUID, list[AuditEvent]]) -> dict[uuid.UUID, int]:
-        """One transaction per batch, as the writer role; returns rows inserted per org."""
+        """One transaction per batch, as the maintenance role (the only one that may insert
+        events with their original time); returns rows inserted per org."""
         inserted: dict[uuid.UUID, int] = {}
         if not by_org:
             return inserted
-        with self.target.sync_engine("writer").begin() as conn:
+        with self.target.sync_engine("maintenance").begin() as conn:
             for org, events in by_org.items():
                 result = conn.exec_driver_sql(INSERT_SQL, (document([to_wire(e) for e in events]),))
                 inserted[org] = max(result.rowcount, 0)

@@ -32,6 +32,7 @@ from carelog.platform.audit_api.schemas import (
 )
 from carelog.platform.auth.dependencies import AdminUnit, StreamingUnit, ensure_admin
 from carelog.platform.http import AUTHENTICATED, PlainText, PlatformRoute, described
+from carelog.platform.refusals import enforce
 from carelog.platform.services import services
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], route_class=PlatformRoute)
@@ -96,20 +97,32 @@ async def list_events(
     summary="Export (streamed)",
 )
 async def export_events(
+    request: Request,
     unit: StreamingUnit,
     filters: Filters,
     format: Annotated[Literal["jsonl", "csv", "workos"], Query()] = "jsonl",
     reason: Annotated[PlainText | None, Query(min_length=1, max_length=1000)] = None,
 ) -> StreamingResponse:
-    """The whole filtered trail in constant memory; recorded in audit_log_exports and as
-    AUDIT_LOG_EXPORTED. The unit of work stays open until the last byte is sent."""
+    """The whole filtered trail in constant memory. Filters are checked against the catalog
+    and the export is recorded (AUDIT_LOG_EXPORT_STARTED, durable) before the response starts,
+    so a refused or unrecordable export answers with an error instead of data; the end is
+    recorded as AUDIT_LOG_EXPORTED or AUDIT_LOG_EXPORT_ABORTED. The unit of work stays open
+    until the last byte is sent."""
     ensure_admin(unit)
+    enforce(request, "export", unit.identity.user_id, "exports")
     fmt: ExportFormat = format
+    chunks = export_audit_logs(
+        unit.session, unit.identity.org_id, unit.identity.user_id, filters, fmt, reason
+    )
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        first = b""
 
     async def body() -> AsyncIterator[bytes]:
-        async for chunk in export_audit_logs(
-            unit.session, unit.identity.org_id, unit.identity.user_id, filters, fmt, reason
-        ):
+        if first:
+            yield first
+        async for chunk in chunks:
             yield chunk
 
     extension = "json" if fmt == "workos" else fmt
@@ -202,4 +215,13 @@ async def verify(
 
     keyring = services(request).verifying_keys
     report = await verify_org(unit.session, unit.identity.org_id, keyring, since=since)
-    return report.to_json_dict()
+    result = report.to_json_dict()
+    # Who checked the trail, and what they were told, is part of the trail.
+    await log_audit_event(
+        "AUDIT_LOG_VERIFIED",
+        "audit_log",
+        None,
+        None,
+        {"ok": bool(result.get("ok")), "since": since.isoformat() if since else None},
+    )
+    return result

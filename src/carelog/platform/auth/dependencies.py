@@ -13,6 +13,8 @@ failed commit is still reported to the client. Services never commit.
 
 from __future__ import annotations
 
+import hashlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -78,23 +80,56 @@ def token_verifier(request: Request) -> TokenVerifier:
     return services(request).token_verifier
 
 
+#: Where a session cookie is accepted: the viewer's pages. The JSON API takes bearer tokens
+#: only, so a same-site page cannot drive it with the browser's cookie (CSRF).
+COOKIE_PATHS = ("/audit",)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def revoke_token(request: Request, token: str) -> None:
+    """Sign-out: this token is refused from now on by this service, though it has not expired
+    (kept until its expiry at most a day; one process's memory: see docs/security.md)."""
+    if not token:
+        return
+    revoked: dict[str, float] = request.app.state.__dict__.setdefault("revoked_tokens", {})
+    now = time.time()
+    for key in [k for k, until in revoked.items() if until < now]:
+        del revoked[key]
+    revoked[_digest(token)] = now + 86_400
+
+
+def _revoked(request: Request, token: str) -> bool:
+    revoked: dict[str, float] = getattr(request.app.state, "revoked_tokens", {})
+    return _digest(token) in revoked
+
+
 async def verified_claims(request: Request) -> TokenClaims:
-    """The claims of a valid token from the bearer header or the session cookie, else 401."""
+    """The claims of a valid token from the bearer header or (viewer pages only) the session
+    cookie, else 401."""
     verifier = token_verifier(request)
+    path = request.url.path
+    cookies = request.cookies if path.startswith(COOKIE_PATHS) else {}
     token = token_from_request(
         request.headers.get("authorization"),
-        request.cookies,
+        cookies,
         getattr(verifier, "cookie_password", None),
     )
+    if token is not None and _revoked(request, token):
+        raise _unauthorized("this session was signed out", hint="sign in again")
     if token is None:
         raise _unauthorized(
             "authentication required",
             hint="send Authorization: Bearer <access token> (dev: `carelog dev token`)",
         )
     try:
-        return await verifier.averify(token)
+        claims = await verifier.averify(token)
     except TokenError as exc:
         raise _unauthorized(exc.message, exc.hint) from None
+    request.state.claims = claims  # a later refusal is recorded in the org the token names
+    return claims
 
 
 async def _only_membership(scopes: Scopes, user_id: str) -> uuid.UUID:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from carelog.db.session import Scopes
 from carelog.platform.auth import Unit
@@ -13,6 +13,7 @@ from carelog.platform.common import get_scopes
 from carelog.platform.http import AUTHENTICATED, PUBLIC, PlatformRoute, error_responses
 from carelog.platform.meetings import service
 from carelog.platform.meetings.schemas import BookingIn, MeetingOut
+from carelog.platform.refusals import client_key, enforce
 
 router = APIRouter(prefix="/api/meetings", tags=["meetings"], route_class=PlatformRoute)
 
@@ -23,7 +24,10 @@ router = APIRouter(prefix="/api/meetings", tags=["meetings"], route_class=Platfo
     responses={**PUBLIC, **error_responses(404, 409)},
     summary="Book a free event (public, no sign-in)",
 )
-async def book(body: BookingIn, scopes: Annotated[Scopes, Depends(get_scopes)]) -> MeetingOut:
+async def book(
+    request: Request, body: BookingIn, scopes: Annotated[Scopes, Depends(get_scopes)]
+) -> MeetingOut:
+    enforce(request, "anonymous_booking", client_key(request), "bookings from this address")
     return await service.book_free(scopes, body)
 
 

@@ -430,5 +430,6 @@ async def cancel(session: AsyncSession, me: Identity, meeting_id: uuid.UUID) -> 
             "meeting_org_id": str(row.org_id),
         },
         data_subject=row.subject,
+        owner_org=row.org_id,
     )
     return meeting

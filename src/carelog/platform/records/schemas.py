@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from carelog.platform.http import INT4_MAX
+from carelog.platform.http import INT4_MAX, StorableJson, UnicodeText
 
 MAX_CONTENT_CHARS = 100_000
 
@@ -21,10 +21,10 @@ MAX_CONTENT_CHARS = 100_000
 class RecordCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    content: str = Field(
+    content: UnicodeText = Field(
         min_length=1, max_length=MAX_CONTENT_CHARS, description="Clinical note (PHI)."
     )
-    metadata: dict[str, Any] | None = Field(
+    metadata: StorableJson | None = Field(
         default=None, description="Optional structured data, encrypted like the content."
     )
 
@@ -33,8 +33,8 @@ class RecordUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     record_id: uuid.UUID
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
-    metadata: dict[str, Any] | None = Field(
+    content: UnicodeText = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+    metadata: StorableJson | None = Field(
         default=None, description="Omitted: the stored metadata is kept."
     )
     expected_version: int | None = Field(

@@ -69,7 +69,14 @@ def _day(name: str, text: str, *, end: bool) -> datetime:
             f"{text!r} is not a date", field=name, hint="use YYYY-MM-DD (UTC)"
         ) from None
     at = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return at + timedelta(days=1) if end else at  # the end date is inclusive
+    if not end:
+        return at
+    try:
+        return at + timedelta(days=1)  # the end date is inclusive
+    except OverflowError:
+        raise AuditInputError(
+            f"{text!r} is past the last representable day", field=name, hint="use a real date"
+        ) from None
 
 
 def parse_filters(params: Mapping[str, str], limit: int = PAGE_SIZE) -> FilterForm:

@@ -31,17 +31,26 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
+from carelog.audit import log_audit_event
 from carelog.audit.catalog import OUTCOMES, AuditCatalog
 from carelog.audit.errors import AuditInputError
 from carelog.audit.events import MASK_PREFIX
 from carelog.audit.query import AuditRecord
 from carelog.audit.sealing import ERASED_DISPLAY, erased_subjects, is_sealed, present
 from carelog.platform.audit_api import service as audit_reads
+from carelog.platform.audit_api.endpoints import export_events
 from carelog.platform.auth.cookies import SESSION_COOKIE
-from carelog.platform.auth.dependencies import RequestUnit, Unit, ensure_admin, token_verifier
+from carelog.platform.auth.dependencies import (
+    RequestUnit,
+    Unit,
+    ensure_admin,
+    revoke_token,
+    token_verifier,
+)
 from carelog.platform.auth.tokens import TokenError
 from carelog.platform.errors import ApiError
 from carelog.platform.services import services
+from carelog.web.viewer.csrf import check_csrf, csrf_token
 from carelog.web.viewer.forms import PAGE_SIZE, parse_filters
 
 WEB_DIR = Path(__file__).resolve().parent.parent
@@ -144,6 +153,7 @@ def _refusal(request: Request, exc: ApiError) -> Response:
         message=exc.message,
         hint=exc.hint,
         identity=None,
+        csrf_token=csrf_token(request),
     )
 
 
@@ -157,12 +167,23 @@ class ViewerRoute(APIRoute):
             try:
                 return await handler(request)
             except ApiError as exc:
+                if exc.status_code in (401, 403, 404):  # probes of the viewer are evidence too
+                    await _record_refusal(request, exc.status_code, exc.code)
                 return _refusal(request, exc)
 
         return guarded
 
 
+async def _record_refusal(request: Request, status: int, code: str | None) -> None:
+    from carelog.web.errors import _record_refusal as record
+
+    await record(request, status, code)
+
+
 router = APIRouter(route_class=ViewerRoute, include_in_schema=False)
+# The viewer's export links: the API's export, reached under the viewer's path because only
+# viewer pages accept the session cookie (the JSON API takes bearer tokens).
+router.add_api_route("/audit/export", export_events, methods=["GET"])
 
 
 # --------------------------------------------------------------------------- pages
@@ -188,11 +209,13 @@ def _catalog(request: Request) -> AuditCatalog:
 
 
 async def _chrome(request: Request, unit: RequestUnit) -> dict[str, Any]:
-    """What every page shows: who is signed in, for which organization."""
+    """What every page shows: who is signed in, for which organization (and the token its
+    forms post back)."""
     return {
         "identity": unit.identity,
         "org_name": await audit_reads.org_name(unit),
         "path": request.url.path,
+        "csrf_token": csrf_token(request),
     }
 
 
@@ -256,6 +279,11 @@ async def login(request: Request) -> Response:
 
 @router.post("/audit/logout")
 async def logout(request: Request) -> Response:
+    """Sign out: the token is revoked server-side (a copied cookie stops working too), then
+    the cookie is cleared. Needs the form's CSRF token, like every viewer state change."""
+    if request.cookies.get(SESSION_COOKIE):
+        await check_csrf(request)
+        revoke_token(request, request.cookies[SESSION_COOKIE])
     response = redirect(LOGIN_PATH)
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure_cookie(request)
@@ -383,6 +411,7 @@ def _distinct(values: Iterable[str]) -> list[str]:
 @router.post("/audit/integrity/verify")
 async def verify_integrity(request: Request, unit: Unit) -> Response:
     """Recompute the org's tree now (on demand: it reads every event) and keep the result."""
+    await check_csrf(request)
     ensure_admin(unit)
     from carelog.audit.integrity.verify import verify_org
 
@@ -399,4 +428,7 @@ async def verify_integrity(request: Request, unit: Unit) -> Response:
         "seconds": report.seconds,
         "problem": None if problem is None else problem.message,
     }
+    await log_audit_event(
+        "AUDIT_LOG_VERIFIED", "audit_log", None, None, {"ok": report.ok, "via": "viewer"}
+    )
     return redirect("/audit#integrity")
