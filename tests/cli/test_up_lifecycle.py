@@ -22,8 +22,8 @@ import pytest
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
-START_TIMEOUT = 90.0
-STOP_TIMEOUT = 30.0
+START_TIMEOUT = 180.0  # a busy 2-core CI machine
+STOP_TIMEOUT = 60.0
 
 
 def postmaster_pid(data_dir: Path) -> int | None:
@@ -154,4 +154,4 @@ def test_busy_port_fails_before_anything_starts(data_dir: Path, tmp_path: Path) 
     assert "Traceback" not in text
     assert not (data_dir / "pgdata").exists(), "the database was started before the port check"
     assert "schema at revision" not in text
-    assert took < 20
+    assert took < 90  # no migration, no seed, no server start: only imports

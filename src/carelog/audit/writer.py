@@ -84,6 +84,7 @@ _JSON_COLUMNS = ("old_values", "new_values", "metadata")
 LANES = 2
 SPLIT_AT = 32  # a lane leaves half of a larger backlog to an idle lane
 GROUP_SIZE = 32  # producers sharing one future; a lane takes whole groups
+REPLAY_CHUNK = 250  # spool lines per replayed insert
 
 
 def wire_of(event: AuditEvent) -> bytes:
@@ -326,8 +327,7 @@ class AuditWriter:
             self._arrived.set()  # the other lane may take the rest at once
         return batch
 
-    def _scan_for_orphans(self) -> None:
-        """Open the circuit (replay mode) when another process left spool files behind."""
+    def _scan_for_orphans(self) -> None:  # replay mode when another process left spool files
         now = time.monotonic()
         if self.stats.circuit_open or now < self._next_orphan_scan:
             return
@@ -385,9 +385,8 @@ class AuditWriter:
         self.stats.spooled += len(wires)
         self._resolve(batch, False)
 
-    @staticmethod
+    @staticmethod  # wake the batch's producers; refused: its events were stored nowhere
     def _resolve(batch: Sequence[Group], refused: bool) -> None:
-        """Wake the batch's producers; ``refused``: its fail-closed events were not stored."""
         for group in batch:
             if not group.future.done():
                 group.future.set_result(refused)
@@ -423,7 +422,7 @@ class AuditWriter:
 
     async def _replay(self, doc: str, lane: int) -> None:
         # bounded like live batches: a database that answers probes but cannot insert (a held
-        # lock) must not keep the storage lock, and so the callers being spooled, waiting
+        # lock) must not keep the storage lock (and the callers being spooled) waiting
         await asyncio.wait_for(self._execute(doc, lane), timeout=max(self.deadline, 0.1))
 
     async def _recover(self, lane: int = 0) -> None:
@@ -436,7 +435,8 @@ class AuditWriter:
             await self._replay(document(rows), lane)
 
         try:
-            await replay_spool(self.spool, execute, self.max_batch, self.stats)
+            chunk = min(self.max_batch, REPLAY_CHUNK)  # each must commit within the deadline
+            await replay_spool(self.spool, execute, chunk, self.stats)
         except Exception as exc:
             self._open_circuit(exc)
             await self._close_conn(lane)
