@@ -22,7 +22,7 @@ from carelog.audit.errors import AuditInputError
 
 # HIPAA (45 CFR 164.316(b)(2)) asks for six years of documentation. Six calendar years always
 # contain one or two 29 February, so 6 * 365 + 2 days never ends a day early. The same number
-# is the fallback of app.audit_retention_days (migration 0005).
+# is the fallback of app.audit_retention_days (migration 0010).
 DEFAULT_RETENTION_DAYS = 6 * 365 + 2
 ALL_CATEGORIES = "*"
 

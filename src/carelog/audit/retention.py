@@ -5,7 +5,7 @@ organization's events that are past their category's retention policy (``'*'`` o
 years by default) and under no active legal hold, flags their Merkle leaves and writes an
 ``audit_purges`` row naming what went; ``app.audit_drop_expired_partitions()`` drops whole
 months only when every event in them is expired for its own organization. Neither takes a
-cut-off from the caller, and only the maintenance role may run them (migration 0005): a request
+cut-off from the caller, and only the maintenance role may run them (migration 0010): a request
 or webhook role cannot delete a single event. ``app.audit_purge_plan()`` counts with the same
 predicate, so a dry run reports exactly what the real run deletes. This module registers the
 catalog's categories with the database, shows the plan, runs the purge and records each one as

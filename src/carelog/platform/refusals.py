@@ -7,7 +7,7 @@ A clinic must see probes against its resources without the prober learning anyth
 * in the caller's own trail when the caller is a known member of an organization;
 * in the trail of the organization that owns the resource the request named (a meeting, event
   type or record id in the path, or the organization a token names), looked up by
-  ``app.resource_owner_org`` (migration 0005), whose answer only ever reaches the audit event.
+  ``app.resource_owner_org`` (migration 0010), whose answer only ever reaches the audit event.
 
 Nothing the attacker typed is copied except what the audit context bounds already (address,
 a 512-character user agent): the event names the route *template*, method, status and error

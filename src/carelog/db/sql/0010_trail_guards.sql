@@ -1,4 +1,4 @@
--- 0005: the trail holds under attack.
+-- 0010: the trail holds under attack.
 --
 -- 1. The database stamps every event: txid is always the inserting transaction's, and a runtime
 --    role cannot date an event outside a small window around the database clock.

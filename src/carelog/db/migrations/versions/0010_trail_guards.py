@@ -1,6 +1,6 @@
 """The trail under attack: the database dates events, decides retention, records purges.
 
-Revision ID: 0005
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-02
 """
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from carelog.db.migrations.env_support import migration_roles
 from carelog.db.sqlfiles import render_sql
 
-revision: str = "0005"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -75,7 +75,7 @@ def upgrade() -> None:
         "ALTER TABLE audit_log_exports DROP CONSTRAINT ck_audit_log_exports_status, "
         f"ADD CONSTRAINT ck_audit_log_exports_status CHECK ({_NEW_STATUSES})"
     )
-    op.execute(render_sql("0005_trail_guards.sql", migration_roles()))
+    op.execute(render_sql("0010_trail_guards.sql", migration_roles()))
 
 
 def downgrade() -> None:
