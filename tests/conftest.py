@@ -77,7 +77,7 @@ def attack_count(request: pytest.FixtureRequest) -> Callable[[str, int], None]:
 
     def add(name: str, n: int) -> None:
         # Carried on the test's report, so counts survive pytest-xdist workers.
-        node.user_properties.append(("carelog_attack", [name, n]))
+        node.user_properties.append(("carelog_attack", [str(name), int(n)]))
 
     return add
 
