@@ -44,6 +44,7 @@ async def scopes(fresh_db: Database) -> AsyncIterator[Scopes]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config._carelog_attacks = {}  # type: ignore[attr-defined]
+    _CONFIG["config"] = config
 
 
 #: The attack families the suite reports; a test names its attacks "family: what".
@@ -72,12 +73,29 @@ def attack_family(name: str) -> str:
 def attack_count(request: pytest.FixtureRequest) -> Callable[[str, int], None]:
     """Tests of the attack suite report how many attacks they ran (each refused, or the test
     fails); the summary adds them up per family."""
-    store: dict[str, int] = request.config._carelog_attacks  # type: ignore[attr-defined]
+    node = request.node
 
     def add(name: str, n: int) -> None:
-        store[name] = store.get(name, 0) + n
+        # Carried on the test's report, so counts survive pytest-xdist workers.
+        node.user_properties.append(("carelog_attack", [str(name), int(n)]))
 
     return add
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    config = _CONFIG.get("config")
+    if config is None:
+        return
+    store: dict[str, int] = config._carelog_attacks  # type: ignore[attr-defined]
+    for key, value in report.user_properties:
+        if key == "carelog_attack":
+            name, n = value  # type: ignore[misc]
+            store[name] = store.get(name, 0) + int(n)
+
+
+_CONFIG: dict[str, pytest.Config] = {}
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
