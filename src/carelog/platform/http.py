@@ -94,10 +94,10 @@ class PlatformRoute(APIRoute):
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL (\\u0000) characters")
-    return _no_surrogates(value)
+    return no_surrogates(value)
 
 
-def _no_surrogates(value: str) -> str:
+def no_surrogates(value: str) -> str:
     # JSON may spell an unpaired UTF-16 surrogate ("\ud800"); Python keeps it, but it is not
     # UTF-8, so encrypting, hashing or storing it fails later as a 500.
     if any("\ud800" <= ch <= "\udfff" for ch in value):
@@ -108,7 +108,7 @@ def _no_surrogates(value: str) -> str:
 def _storable_json(value: Any) -> Any:
     """Every string inside a JSON value (keys too) must be valid Unicode."""
     if isinstance(value, str):
-        _no_surrogates(value)
+        no_surrogates(value)
     elif isinstance(value, dict):
         for key, item in value.items():
             _storable_json(key)
@@ -121,7 +121,7 @@ def _storable_json(value: Any) -> Any:
 
 PlainText = Annotated[str, AfterValidator(_no_nul)]
 #: Free text stored encrypted (NUL is fine there) but never a lone surrogate.
-UnicodeText = Annotated[str, AfterValidator(_no_surrogates)]
+UnicodeText = Annotated[str, AfterValidator(no_surrogates)]
 #: A JSON object whose strings are all valid Unicode.
 StorableJson = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 #: The largest PostgreSQL ``integer``: bounds for ids and counters sent by clients.

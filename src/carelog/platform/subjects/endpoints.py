@@ -7,11 +7,17 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from carelog.audit import log_audit_event
 from carelog.platform.auth.dependencies import AdminUnit, RequestUnit
-from carelog.platform.http import AUTHENTICATED, PlainText, PlatformRoute, described
+from carelog.platform.http import (
+    AUTHENTICATED,
+    PlainText,
+    PlatformRoute,
+    described,
+    no_surrogates,
+)
 from carelog.platform.records.endpoints import Keyring
 from carelog.platform.services import services
 from carelog.platform.subjects import erasure
@@ -30,7 +36,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     **described(403, "Not an owner or admin of the organization."),
     **described(404, "No such data subject in this organization."),
 }
-SubjectId = Annotated[str, Field(min_length=1, max_length=256)]
+#: A subject id as clients send it: bounded, and storable (no NUL, no unpaired surrogate), so a
+#: hostile path segment is a 422 at the edge, never a database error.
+SubjectId = Annotated[PlainText, AfterValidator(no_surrogates), Field(min_length=1, max_length=256)]
 
 
 class ErasureIn(BaseModel):

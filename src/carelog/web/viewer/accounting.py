@@ -14,14 +14,14 @@ from fastapi.responses import HTMLResponse
 
 from carelog.platform.auth.dependencies import Unit, ensure_admin
 from carelog.platform.subjects.accounting import Accounting
-from carelog.platform.subjects.endpoints import generate_accounting
+from carelog.platform.subjects.endpoints import SubjectId, generate_accounting
 from carelog.web.viewer.routes import TEMPLATES, ViewerRoute, render
 
 router = APIRouter(route_class=ViewerRoute, include_in_schema=False)
 
 
 @router.get("/audit/subjects/{subject_id}/accounting")
-async def accounting_page(request: Request, unit: Unit, subject_id: str) -> HTMLResponse:
+async def accounting_page(request: Request, unit: Unit, subject_id: SubjectId) -> HTMLResponse:
     ensure_admin(unit)
     result = await generate_accounting(request, unit, subject_id, via="viewer")
     return render("accounting.html", a=asdict(result), inline_css=None)

@@ -43,7 +43,9 @@ async def check_csrf(request: Request) -> None:
     form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
     sent = (form.get(CSRF_FIELD) or [""])[0]
     expected = csrf_token(request)
-    if not expected or not hmac.compare_digest(sent, expected):
+    # Compared as bytes: compare_digest refuses non-ASCII str, and a hostile form may send any.
+    given = sent.encode("utf-8", "surrogatepass")
+    if not expected or not hmac.compare_digest(given, expected.encode()):
         raise ApiError(
             "this form is stale or was not sent from the audit viewer",
             status_code=403,
