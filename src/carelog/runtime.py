@@ -22,12 +22,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from carelog.audit.api import AuditService, installed_audit
 from carelog.audit.catalog import AuditCatalog
 from carelog.audit.context import TrustedProxies
 from carelog.audit.leader import Leadership, leader_duties
 from carelog.audit.setup import create_audit_service
 from carelog.audit.streams.config import Destination, destinations_from_settings
+from carelog.core.secrets import load_secret
 from carelog.core.settings import Settings
 from carelog.db.conninfo import libpq_conninfo
 from carelog.db.engine import Database
@@ -87,6 +91,15 @@ class Runtime:
         return cls(Settings.from_env())
 
     # ------------------------------------------------------------------ parts built on demand
+
+    @cached_property
+    def csrf_key(self) -> bytes:
+        """The viewer's CSRF key, derived (HKDF) from the audit mask key so every worker of one
+        deployment accepts the tokens the others issued; domain-separated from masking."""
+        master = load_secret(self.settings, "audit_mask_key", "audit-mask-key")
+        return HKDF(
+            algorithm=SHA256(), length=32, salt=None, info=b"carelog viewer csrf v1"
+        ).derive(master)
 
     @cached_property
     def token_verifier(self) -> TokenVerifier:

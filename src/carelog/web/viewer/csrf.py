@@ -2,8 +2,9 @@
 
 ``SameSite=Strict`` stops cross-*site* requests, not same-site ones (another app on a sibling
 subdomain can still post a form to the viewer). Every viewer POST after sign-in therefore
-carries a token the attacker cannot read: an HMAC of the session cookie under a key that never
-leaves the process (synchroniser token without server state). The JSON API never accepts the
+carries a token the attacker cannot read: an HMAC of the session cookie under a key derived
+from the deployment's audit mask key, so every worker accepts it (synchroniser token without
+server state). The JSON API never accepts the
 cookie at all (``carelog.platform.auth.dependencies.verified_claims``), so it needs none.
 """
 
@@ -11,23 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import urllib.parse
 
 from fastapi import Request
 
 from carelog.platform.auth.cookies import SESSION_COOKIE
 from carelog.platform.errors import ApiError
+from carelog.platform.services import services
 
 CSRF_FIELD = "csrf_token"
 
 
 def _key(request: Request) -> bytes:
-    key: bytes | None = getattr(request.app.state, "csrf_key", None)
-    if key is None:
-        key = os.urandom(32)
-        request.app.state.csrf_key = key
-    return key
+    return services(request).csrf_key
 
 
 def csrf_token(request: Request) -> str:
