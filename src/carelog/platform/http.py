@@ -50,7 +50,9 @@ DESCRIPTIONS: dict[int, str] = {
     403: "Not allowed (not an active member, or not the role this needs).",
     404: "No such resource, or not yours.",
     409: "Conflicts with the current state.",
+    413: "The request body is larger than the service accepts (refused before parsing).",
     422: "Invalid input: see error.field and error.details.",
+    429: "Too many requests from this client or token; retry after the Retry-After seconds.",
     500: "Internal error.",
     503: "The audit trail could not record the action; nothing was done. Retry.",
 }
@@ -67,9 +69,10 @@ def described(code: int, description: str) -> dict[int | str, dict[str, Any]]:
 
 
 #: What any authenticated route may answer besides its own outcomes.
-AUTHENTICATED = error_responses(400, 401, 403, 422, 503)
+#: Any route may be refused for its body size (413) or by a rate limit (429).
+AUTHENTICATED = error_responses(400, 401, 403, 413, 422, 429, 503)
 #: What a public route (no token) may answer besides its own outcomes.
-PUBLIC = error_responses(400, 422, 503)
+PUBLIC = error_responses(400, 413, 422, 429, 503)
 
 
 class PlatformRoute(APIRoute):
