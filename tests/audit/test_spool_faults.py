@@ -17,6 +17,7 @@ import sys
 import uuid
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -159,7 +160,9 @@ def spool_row(env: Env, org: object, rid: str) -> dict[str, object]:
         "ip_address": None,
         "user_agent": None,
         "request_id": None,
-        "created_at": "2026-01-05T10:00:00+00:00",
+        # Recent, as a spool line left by a process that just died (the database refuses
+        # replays dated far back: migration 0010).
+        "created_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
         "source": "api",
         "schema_version": 1,
     }

@@ -122,9 +122,10 @@ def test_kill_9_one_worker_of_three_under_load(
         left = sorted(p.name for p in spool.glob("spool-*.jsonl"))
         after = workers_seen(port, 3, limit=60)
         with psycopg.connect(admin_conninfo(data_dir)) as conn:
+            # A request id is the server's own (32 hex digits), '-', then the client's X-Request-ID.
             rows = conn.execute(
-                "SELECT request_id, count(*) FROM audit_logs "
-                "WHERE action = 'AUDIT_LOG_QUERIED' AND request_id = ANY(%s) GROUP BY 1",
+                "SELECT substr(request_id, 34), count(*) FROM audit_logs "
+                "WHERE action = 'AUDIT_LOG_QUERIED' AND substr(request_id, 34) = ANY(%s) GROUP BY 1",
                 (list(acked),),
             ).fetchall()
             spooled = conn.execute(

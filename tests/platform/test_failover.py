@@ -268,8 +268,9 @@ async def test_kill_9_the_primary_and_promote_the_standby(
         await db.dispose()
         db.close()
     with psycopg.connect(cluster.url(cluster.standby_port, name)) as conn:
+        # A request id is the server's own (32 hex digits), '-', then the client's X-Request-ID.
         rows = conn.execute(
-            "SELECT request_id, count(*) FROM audit_logs WHERE request_id = ANY(%s) "
+            "SELECT substr(request_id, 34), count(*) FROM audit_logs WHERE substr(request_id, 34) = ANY(%s) "
             "AND action IN ('AUDIT_LOG_QUERIED', 'MEDICAL_RECORD_VIEWED') GROUP BY 1",
             (list(acked),),
         ).fetchall()
