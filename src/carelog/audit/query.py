@@ -177,7 +177,7 @@ async def resource_trail(
     cursor: str | None = None,
 ) -> AuditPage:
     """Everything that happened to one resource (the type AND the id: ids are not unique
-    across resource types, which the reference ignored)."""
+    across resource types, which the legacy platform ignored)."""
     filters = AuditFilters(
         resource_types=(resource_type,),
         resource_id=resource_id,

@@ -4,12 +4,12 @@ Used **only** by the ``carelog.legacy`` migration tooling to read (and, in tests
 legacy databases; the application never writes these tables. It is deliberately kept on its
 own metadata objects so it can never be mixed into the canonical :mod:`carelog.db.schema`:
 
-* :class:`LegacyBase` — the 12 tables of the old main database (``drizzle/schema.ts`` at
-  ``ea90c06a^``): ``events``, ``schedules``, ``scheduleAvailabilities``, ``meetings``,
+* :class:`LegacyBase` — the 12 tables of the old main database (its Drizzle schema before
+  the WorkOS cut-over): ``events``, ``schedules``, ``scheduleAvailabilities``, ``meetings``,
   ``categories``, ``profiles``, ``users``, ``records``, ``payment_transfers``,
   ``scheduling_settings``, ``blocked_dates``, ``slot_reservations``.
 * :class:`LegacyAuditBase` — ``audit_logs`` of the separate audit database
-  (``drizzle/auditSchema.ts``), which lived behind a different connection URL.
+  (its own Drizzle schema), which lived behind a different connection URL.
 
 Fidelity rules: column names are reproduced exactly (many are camelCase quoted identifiers);
 timestamps are naive ``timestamp without time zone`` as the legacy had; no CHECKs or other fixes

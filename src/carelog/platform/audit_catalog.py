@@ -190,7 +190,7 @@ RESOURCE_TYPES: tuple[str, ...] = (
     "security",
     "compliance",
     "integration",
-    # precise homes for what the reference lumped into "profile"
+    # precise homes for what the legacy platform lumped into "profile"
     "event_type",
     "schedule",
     "blocked_date",

@@ -1,7 +1,7 @@
 """Canonical SQLAlchemy 2 models of carelog (28 tables, one :class:`Base` metadata).
 
-Table and column names follow the reference platform's WorkOS-era schema; the data defects of
-the reference (nullable tenant keys, history-deleting cascades, unchecked vocabularies, missing
+Table and column names follow the legacy platform's WorkOS-era schema (docs/migrating.md); its
+data defects (nullable tenant keys, history-deleting cascades, unchecked vocabularies, missing
 uniqueness, naive timestamps) are fixed. See each class docstring for the specifics.
 """
 

@@ -36,7 +36,7 @@ PURGE_KINDS = ("events", "partition", "held")
 class AuditLogExport(UuidPkMixin, OrgScopedMixin, CreatedAtMixin, Base):
     """Every export of the audit log, with its filters and row count (SOC 2: who took what).
 
-    The reference dropped its export table and never recorded exports; here each export is a
+    The legacy platform dropped its export table and never recorded exports; here each export is a
     row here *and* an ``AUDIT_LOG_EXPORTED`` event.
     """
 

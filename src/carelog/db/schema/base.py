@@ -1,9 +1,9 @@
 """Declarative base, naming convention, shared mixins and helpers for the canonical schema.
 
-Every table in :mod:`carelog.db.schema` derives from :class:`Base`. Compared with the reference
-(Drizzle, naive ``timestamp``, text "enums" enforced only in TypeScript) we use ``timestamptz``
-everywhere, CHECK constraints for every vocabulary, ``NOT NULL`` tenant keys and deterministic
-constraint names (so Alembic diffs and the docs generator are stable).
+Every table in :mod:`carelog.db.schema` derives from :class:`Base`. Compared with the legacy
+platform's schema (Drizzle, naive ``timestamp``, text "enums" enforced only in TypeScript) we
+use ``timestamptz`` everywhere, CHECK constraints for every vocabulary, ``NOT NULL`` tenant keys
+and deterministic constraint names (so Alembic diffs and the docs generator are stable).
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ class UuidPkMixin:
 class OrgScopedMixin:
     """Tenant key: ``org_id uuid NOT NULL`` → organizations (RESTRICT), indexed.
 
-    The reference left most ``org_id`` columns nullable ("TODO make NOT NULL") and cascaded
+    The legacy schema left most ``org_id`` columns nullable ("TODO make NOT NULL") and cascaded
     deletes from organizations into financial and clinical history; both are fixed here.
     """
 

@@ -37,7 +37,7 @@ from carelog.db.schema.base import (
 class Organization(UuidPkMixin, TimestampMixin, Base):
     """The tenant (one personal organization per user today).
 
-    Fixed vs reference: ``type`` is CHECKed; the duplicate indexes the reference kept next to
+    Fixed vs the legacy schema: ``type`` is CHECKed; the duplicate indexes it kept next to
     the UNIQUE constraints on ``workos_org_id`` and ``slug`` are gone.
     """
 
