@@ -134,10 +134,16 @@ def up(
                 config = uvicorn.Config(app, log_level="info", **server_options())
                 _Server(config).run(sockets=[sock])
             else:
-                # Workers reach the same database by URL (they start no server of their own).
-                export_for_workers(
-                    CARELOG_DATABASE_URL=db.admin_url.render_as_string(hide_password=False)
-                )
+                # Workers reach the same database by URL (they start no server of their own),
+                # and read the settings this process decided (the demo's webhook secret).
+                shared = {
+                    "CARELOG_DATABASE_URL": db.admin_url.render_as_string(hide_password=False)
+                }
+                if settings.stripe_webhook_secret is not None:
+                    shared[Settings.variable("stripe_webhook_secret")] = (
+                        settings.stripe_webhook_secret.get_secret_value()
+                    )
+                export_for_workers(**shared)
                 config = uvicorn.Config(
                     WORKER_APP,
                     factory=True,
