@@ -29,9 +29,8 @@ from carelog.audit.api import AuditService, installed_audit
 from carelog.audit.catalog import AuditCatalog
 from carelog.audit.context import TrustedProxies
 from carelog.audit.leader import Leadership, leader_duties
-from carelog.audit.setup import create_audit_service
+from carelog.audit.setup import audit_mask_key, create_audit_service
 from carelog.audit.streams.config import Destination, destinations_from_settings
-from carelog.core.secrets import load_secret
 from carelog.core.settings import Settings
 from carelog.db.conninfo import libpq_conninfo
 from carelog.db.engine import Database
@@ -96,7 +95,7 @@ class Runtime:
     def csrf_key(self) -> bytes:
         """The viewer's CSRF key, derived (HKDF) from the audit mask key so every worker of one
         deployment accepts the tokens the others issued; domain-separated from masking."""
-        master = load_secret(self.settings, "audit_mask_key", "audit-mask-key")
+        master = audit_mask_key(self.settings)
         return HKDF(
             algorithm=SHA256(), length=32, salt=None, info=b"carelog viewer csrf v1"
         ).derive(master)

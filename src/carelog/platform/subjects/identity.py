@@ -152,10 +152,10 @@ def subject_directory() -> SubjectDirectory:
 
 def create_subject_directory(settings: Settings) -> SubjectDirectory:
     """From settings: the index key derives from the audit mask key; WorkOS in workos mode."""
-    from carelog.core.secrets import load_secret
+    from carelog.audit.setup import audit_mask_key
     from carelog.platform.auth.tokens import auth_mode
 
-    mask_key = load_secret(settings, "audit_mask_key", "audit-mask-key")
+    mask_key = audit_mask_key(settings)
     token_key = hmac.new(mask_key, b"carelog.subject-email-index", hashlib.sha256).digest()
     workos = settings.workos
     workos_mode = auth_mode(settings) == "workos" and workos.api_key is not None
