@@ -4,8 +4,8 @@
 subdomain can still post a form to the viewer). Every viewer POST after sign-in therefore
 carries a token the attacker cannot read: an HMAC of the session cookie under a key derived
 from the deployment's audit mask key, so every worker accepts it (synchroniser token without
-server state). The JSON API never accepts the
-cookie at all (``carelog.platform.auth.dependencies.verified_claims``), so it needs none.
+server state). The JSON API never accepts the cookie at all
+(``carelog.platform.auth.dependencies.verified_claims``), so it needs none.
 """
 
 from __future__ import annotations
