@@ -32,7 +32,7 @@ from carelog.bench.query import (
 )
 
 app = typer.Typer(
-    help="Benchmarks of the audit writer and the audit read API.", no_args_is_help=True
+    help="Benchmarks: ratios against baselines measured in the same run.", no_args_is_help=True
 )
 out = Console(width=None if sys.stdout.isatty() else 200)
 
