@@ -347,11 +347,8 @@ async def test_unknown_meeting_and_record(api: Api) -> None:
 # --------------------------------------------------------------------------- fail-closed
 
 
-async def test_read_is_refused_when_the_view_cannot_be_audited(
-    fresh_db: Database, tmp_path: Path
-) -> None:
-    """Writer on a dead port and a spool that cannot be written: the GET answers 503 and no
-    record content; the write path (audited in its own transaction) still works."""
+def _dead_writer(tmp_path: Path) -> tuple[AuditService, AuditWriter]:
+    """An audit service whose writer is on a dead port, with a spool that cannot be written."""
     spool_dir = tmp_path / "broken-spool"
     spool = Spool(spool_dir)
     shutil.rmtree(spool_dir)
@@ -363,15 +360,52 @@ async def test_read_is_refused_when_the_view_cannot_be_audited(
     service = AuditService(
         catalog=catalog, masker=Masker(b"k" * 32, catalog.sensitive_fields), writer=writer
     )
+    return service, writer
+
+
+async def test_read_is_audited_in_its_own_transaction(fresh_db: Database, tmp_path: Path) -> None:
+    """The view's event commits with the request's unit, before the response is sent: with
+    the writer unreachable the read still works, and its event is stored when the client has
+    the body. The streaming export (rows sent before its unit commits) still needs the writer
+    and refuses with 503."""
+    service, writer = _dead_writer(tmp_path)
     async with running_api(fresh_db, tmp_path, audit=service) as api:
         a = api.world.a
         await create(api)
         r = await api.client.get(url(a.ids["meeting"]), headers=api.auth(a.expert, a.org_id))
-        assert r.status_code == 503, r.text
-        assert "PHI-MARKER" not in r.text and "PHI-META" not in r.text
-        assert r.json()["error"]["reason"]
+        assert r.status_code == 200, r.text
+        (event,) = api.audit("action = 'MEDICAL_RECORD_VIEWED'")
+        assert event["workos_user_id"] == a.expert and event["outcome"] == "success"
+        assert writer.stats.refused_fail_closed == 0
+
+        owner = {"Authorization": f"Bearer {api.token(a.owner, a.org_id, role='owner')}"}
+        export = await api.client.get("/api/audit/export", headers=owner)
+        assert export.status_code == 503, export.text
         assert writer.stats.refused_fail_closed == 1
-    assert len(api.audit("action = 'MEDICAL_RECORD_CREATED'")) == 1
+
+
+async def test_read_is_refused_when_the_view_cannot_be_committed(api: Api) -> None:
+    """The view's event fails at COMMIT (a deferred trigger the superuser added): the GET
+    answers an error with no record content, and neither the event nor anything else of the
+    unit is stored. A disclosure is never acknowledged without its audit row."""
+    a = api.world.a
+    await create(api)
+    api.execute(
+        """
+        create function pg_temp_refuse_view() returns trigger language plpgsql as $$
+        begin
+            if new.action = 'MEDICAL_RECORD_VIEWED' then
+                raise exception 'audit storage refused the event at commit';
+            end if;
+            return null;
+        end $$;
+        create constraint trigger refuse_view after insert on audit_logs
+            deferrable initially deferred for each row execute function pg_temp_refuse_view();
+        """
+    )
+    r = await api.client.get(url(a.ids["meeting"]), headers=api.auth(a.expert, a.org_id))
+    assert r.status_code >= 500, r.text
+    assert "PHI-MARKER" not in r.text and "PHI-META" not in r.text
     assert api.audit("action = 'MEDICAL_RECORD_VIEWED'") == []
 
 

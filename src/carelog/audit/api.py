@@ -6,9 +6,12 @@ and time come from the audit context. Where the event goes depends on what it de
 
 - a successful *change* made inside a unit of work (``org_scope``/``system_scope``) is inserted
   in that same transaction: it commits or rolls back with the change;
-- everything else (reads, denied and failed attempts, webhooks, scripts) goes through the
-  group-commit writer and the call returns once the event is durable, so a denied attempt is
-  recorded even though its business transaction rolls back.
+- so is a successful fail-closed *read* inside a unit that commits before anything read in it
+  is disclosed (a request's unit, which ends before its response is sent): the response goes
+  out only if the event committed;
+- everything else (other reads, denied and failed attempts, webhooks, scripts, streaming
+  responses) goes through the group-commit writer and the call returns once the event is
+  durable, so a denied attempt is recorded even though its business transaction rolls back.
 """
 
 from __future__ import annotations
@@ -25,15 +28,15 @@ from typing import Any
 
 from sqlalchemy import insert, null
 
-from carelog.audit.catalog import AuditCatalog, Outcome
-from carelog.audit.context import current_context, snapshot
+from carelog.audit.catalog import ActionSpec, AuditCatalog, Outcome
+from carelog.audit.context import AuditContext, current_context, snapshot
 from carelog.audit.errors import AuditInputError
 from carelog.audit.events import ERASED, AuditEvent, Masker, build_event
 from carelog.audit.subject_keys import SubjectKeyStore
 from carelog.audit.writer import AuditWriter
 from carelog.core.errors import ConfigurationError
 from carelog.db.schema import AuditLog
-from carelog.db.session import current_unit
+from carelog.db.session import commits_before_disclosure, current_unit
 
 _log = logging.getLogger("carelog.audit")
 
@@ -168,7 +171,7 @@ async def log_audit_event(
         subject_key=subject_key,
     )
     unit = current_unit()
-    if unit is not None and outcome == "success" and not spec.is_read and not foreign:
+    if unit is not None and outcome == "success" and not foreign and _joins_unit(spec, context):
         await unit.execute(insert(AuditLog), [_orm_row(event)])
         return event
     await service.writer.submit(event, fail_closed=spec.fail_closed)
@@ -221,6 +224,18 @@ def log_audit_event_sync(
     )
     future.result()
     return event
+
+
+def _joins_unit(spec: ActionSpec, context: AuditContext) -> bool:
+    """Whether a successful event goes into the caller's own transaction.
+
+    A change always does (it commits or rolls back with the change). A fail-closed read does
+    when the unit commits before anything read in it is disclosed: the response is then sent
+    only if the event committed, which is the writer's guarantee without the wait for its next
+    group commit. Other reads stay with the writer (no round trip added to the caller's work)."""
+    if not spec.is_read:
+        return True
+    return spec.fail_closed and commits_before_disclosure(context.actor_id, context.org_id)
 
 
 def _org_of_context() -> uuid.UUID | None:

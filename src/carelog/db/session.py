@@ -24,6 +24,10 @@ from carelog.db.engine import Database
 
 SYSTEM_ACTOR_PREFIX = "system:"
 _ambient: ContextVar[AsyncSession | None] = ContextVar("carelog_unit_of_work", default=None)
+# The unit whose caller shows nothing it read until the unit has committed, and who it is for.
+_promise: ContextVar[tuple[AsyncSession, str, uuid.UUID] | None] = ContextVar(
+    "carelog_unit_commits_first", default=None
+)
 _SET_CONTEXT = sa.text(
     "select set_config('app.user_id', :user_id, true), set_config('app.org_id', :org_id, true)"
 )
@@ -82,18 +86,28 @@ class Scopes:
 
     @asynccontextmanager
     async def member_scope(
-        self, user_id: str, org_id: uuid.UUID | str
+        self, user_id: str, org_id: uuid.UUID | str, *, commits_before_disclosure: bool = False
     ) -> AsyncIterator[tuple[AsyncSession, Membership | None]]:
         """:meth:`org_scope` that also returns the caller's membership, read by the same first
-        statement that sets the context (one round trip, not two): the request path's unit."""
+        statement that sets the context (one round trip, not two): the request path's unit.
+
+        ``commits_before_disclosure`` is the caller's promise that nothing read in the unit
+        leaves the process before the unit has committed (a request whose unit ends before its
+        response is sent). Only then may a fail-closed read's audit event join the unit's
+        transaction instead of waiting for the writer: the event and the disclosure then stand
+        or fall together, as they must (see :func:`commits_before_disclosure`)."""
         user, org = _check_user_id(user_id), str(parse_org_id(org_id))
         async with self._app() as session, session.begin():
             row = (await session.execute(_ENTER_ORG, {"user_id": user, "org_id": org})).first()
             membership = None if row is None else Membership(row.role, row.status)
             token = _ambient.set(session)
+            promise = _promise.set(
+                (session, user, uuid.UUID(org)) if commits_before_disclosure else None
+            )
             try:
                 yield session, membership
             finally:
+                _promise.reset(promise)
                 _ambient.reset(token)
 
     @asynccontextmanager
@@ -144,3 +158,20 @@ class Scopes:
 def current_unit() -> AsyncSession | None:
     """The unit of work the caller is inside, if any (the audit API joins its transaction)."""
     return _ambient.get()
+
+
+def commits_before_disclosure(actor_id: str | None, org_id: uuid.UUID | None) -> bool:
+    """Whether the current unit commits before anything read in it is disclosed, and runs for
+    this actor in this organization.
+
+    False in every unit but a :meth:`Scopes.member_scope` opened with that promise, and false
+    there too for an event of another actor (a system job inside a request): a script inside
+    ``org_scope`` may print what it read before its block ends, and a streaming response
+    commits only after its last byte, so their read events keep going through the writer."""
+    promise = _promise.get()
+    return (
+        promise is not None
+        and promise[0] is _ambient.get()
+        and promise[1] == actor_id
+        and promise[2] == org_id
+    )

@@ -17,6 +17,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -186,10 +187,32 @@ async def request_unit(
     """Open the request's org-scoped unit, check the membership in it, bind the audit actor.
 
     The context and the membership come from one statement (``Scopes.member_scope``): one
-    round trip to PostgreSQL before the endpoint's own work, not two."""
+    round trip to PostgreSQL before the endpoint's own work, not two. The unit ends before the
+    response is sent (``Unit``), so a fail-closed read's audit event joins its transaction."""
+    async with _unit(request, claims, commits_before_disclosure=True) as unit:
+        yield unit
+
+
+async def streaming_request_unit(
+    request: Request, claims: Annotated[TokenClaims, Depends(verified_claims)]
+) -> AsyncIterator[RequestUnit]:
+    """:func:`request_unit` held open until the response has been sent: rows are disclosed
+    before the commit, so read events go through the writer and are durable first."""
+    async with _unit(request, claims, commits_before_disclosure=False) as unit:
+        yield unit
+
+
+@asynccontextmanager
+async def _unit(
+    request: Request, claims: TokenClaims, *, commits_before_disclosure: bool
+) -> AsyncIterator[RequestUnit]:
+    # A context manager, not a generator iterated with ``async for``: an error thrown into the
+    # dependency at its ``yield`` must reach ``member_scope`` (roll back now, in this task).
     scopes = services(request).scopes
     org_id = await _resolve_org(scopes, claims)
-    async with scopes.member_scope(claims.user_id, org_id) as (session, membership):
+    async with scopes.member_scope(
+        claims.user_id, org_id, commits_before_disclosure=commits_before_disclosure
+    ) as (session, membership):
         if membership is None:
             raise _forbidden("you are not a member of this organization")
         if membership.status != "active":
@@ -212,7 +235,7 @@ async def request_unit(
 
 Unit = Annotated[RequestUnit, Depends(request_unit, scope="function")]
 #: The same unit held open until the response has been sent (streaming responses).
-StreamingUnit = Annotated[RequestUnit, Depends(request_unit, scope="request")]
+StreamingUnit = Annotated[RequestUnit, Depends(streaming_request_unit, scope="request")]
 
 
 def ensure_admin(unit: RequestUnit) -> RequestUnit:
