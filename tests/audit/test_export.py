@@ -8,6 +8,7 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,8 @@ async def run_export(
 def parse(fmt: str, body: bytes) -> list[dict[str, Any]]:
     text = body.decode()
     if fmt == "jsonl":
-        return [json.loads(line) for line in text.splitlines()]
+        # JSONL lines end at "\n" only (splitlines() would also split inside a string at U+2028).
+        return [json.loads(line) for line in text.split("\n") if line]
     if fmt == "csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
         assert tuple(reader.fieldnames or ()) == COLUMNS
@@ -211,13 +213,20 @@ async def test_export_memory_stays_flat(fresh_db: Database, scopes: Scopes) -> N
             on_rows=per_chunk.append,
             batch_size=1000,
         )
-        async for chunk in stream:
-            n = chunk.count(b"\n")
-            assert n <= 1000
-            lines += n
-            if lines == n:  # the rows stay on the server: a cursor is open there, mid-stream
-                cursors = await session.execute(sa.text("select count(*) from pg_cursors"))
-                assert cursors.scalar_one() >= 1
+        async with aclosing(stream):  # the COPY holds the connection until the stream closes
+            async for chunk in stream:
+                n = chunk.count(b"\n")
+                assert n <= 1000
+                lines += n
+                if lines == n:  # the rows stay on the server: it is still sending them, mid-stream
+                    with fresh_db.sync_engine("admin").connect() as conn:
+                        sending = conn.execute(
+                            sa.text(
+                                "select count(*) from pg_stat_activity where state = 'active'"
+                                " and query like 'COPY (SELECT %'"
+                            )
+                        ).scalar_one()
+                    assert sending == 1
     assert lines == sum(per_chunk) == 50_001  # the world's own event too
     assert max(per_chunk) <= 1000 and len(per_chunk) >= 50
 
@@ -266,3 +275,38 @@ async def test_unknown_format_is_refused(scopes: Scopes, world: World) -> None:
             ):
                 pass
     assert info.value.field == "format"
+
+
+async def test_jsonl_lines_rendered_by_postgresql_match_the_read_api(
+    fresh_db: Database, scopes: Scopes, world: World, audit_service: AuditService
+) -> None:
+    """The JSONL export is rendered by PostgreSQL; each line must carry what the read API
+    returns for the same event, value for value (times as ``isoformat()`` in UTC, addresses as
+    text, JSON as stored), including times on a whole second, IPv6, escapes and non-ASCII."""
+    from carelog.audit.query import get_audit_logs
+
+    edge = random_events(world.a.org_id, 6, seed=11)
+    edge[0].update(created_at=BASE.replace(microsecond=0), ip_address="::ffff:10.0.0.1")
+    edge[1].update(created_at=BASE + timedelta(microseconds=120), ip_address="2001:db8::/64")
+    edge[2].update(metadata={"n": '\u00e9\u4e2d\u0001\t"\\', "deep": {"x": [None, True, 1.25]}})
+    edge[3].update(user_agent="tab\tand\u2028separator", resource_id=None)
+    insert(fresh_db.sync_engine("admin"), edge)
+
+    body, _ = await run_export(scopes, world, AuditFilters(), "jsonl")
+    exported = {line["id"]: line for line in parse("jsonl", body)}
+    async with scopes.org_scope(world.a.owner, world.a.org_id) as session:
+        cursor = None
+        read: list[dict[str, Any]] = []
+        while True:
+            page = await get_audit_logs(session, world.a.org_id, AuditFilters(limit=500), cursor)
+            read += [r.to_json_dict() for r in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    later = [r for r in read if r["id"] not in exported]  # this export's own events
+    assert all(r["action"].startswith("AUDIT_LOG_EXPORT") for r in later)
+    read = [r for r in read if r["id"] in exported]
+    assert len(read) == len(exported) > 2500
+    for record in read:
+        assert exported[record["id"]] == record
+    assert list(exported) == [r["id"] for r in read]  # the same order: newest first

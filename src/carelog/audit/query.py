@@ -134,13 +134,17 @@ NEWEST_FIRST = (_T.created_at.desc(), _T.id.desc())
 
 
 def select_events(
-    org_id: uuid.UUID, filters: AuditFilters, cursor: Cursor | None = None
+    org_id: uuid.UUID,
+    filters: AuditFilters,
+    cursor: Cursor | None = None,
+    columns: tuple[sa.ColumnElement[Any], ...] = _SELECTED,
 ) -> sa.Select[Any]:
-    """All matching events, newest first, from an optional position (no LIMIT)."""
+    """All matching events, newest first, from an optional position (no LIMIT); each as
+    ``columns`` (every event column by default)."""
     where = conditions(org_id, filters)
     if cursor is not None:
         where.append(after(cursor))
-    return sa.select(*_SELECTED).where(*where).order_by(*NEWEST_FIRST)
+    return sa.select(*columns).where(*where).order_by(*NEWEST_FIRST)
 
 
 async def get_audit_logs(

@@ -9,7 +9,6 @@ whose history is what an auditor asks next.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from carelog.audit import log_audit_event
 from carelog.audit.catalog import AuditCatalog, Outcome
-from carelog.audit.export import ExportFormat, export_audit_logs
+from carelog.audit.export import CLOSE_SECONDS, ExportFormat, export_audit_logs
 from carelog.audit.filters import DEFAULT_LIMIT, MAX_LIMIT, AuditFilters
 from carelog.audit.report import access_report, compliance_report
 from carelog.platform.audit_api import service as audit_reads
@@ -34,6 +33,7 @@ from carelog.platform.auth.dependencies import AdminUnit, StreamingUnit, ensure_
 from carelog.platform.http import AUTHENTICATED, PlainText, PlatformRoute, described
 from carelog.platform.refusals import enforce
 from carelog.platform.services import services
+from carelog.platform.streaming import DecoupledStream
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], route_class=PlatformRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -119,15 +119,11 @@ async def export_events(
     except StopAsyncIteration:
         first = b""
 
-    async def body() -> AsyncIterator[bytes]:
-        if first:
-            yield first
-        async for chunk in chunks:
-            yield chunk
-
+    stream = DecoupledStream(chunks, first=first, close_seconds=CLOSE_SECONDS)
+    unit.close_on_exit(stream.aclose)  # closed before the unit ends, even if never sent
     extension = "json" if fmt == "workos" else fmt
     return StreamingResponse(
-        body(),
+        aiter(stream),
         media_type=MEDIA_TYPES[fmt],
         headers={"Content-Disposition": f'attachment; filename="audit-log.{extension}"'},
     )

@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -66,6 +66,15 @@ class RequestUnit:
     session: AsyncSession
     identity: Identity
     scopes: Scopes
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def close_on_exit(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Run ``close`` before the unit commits or rolls back (a stream reading in it)."""
+        self._closers.append(close)
+
+    async def run_closers(self) -> None:
+        for close in reversed(self._closers):
+            await close()
 
 
 def _unauthorized(message: str, hint: str | None = None) -> ApiError:
@@ -230,7 +239,11 @@ async def _unit(
             claims.user_id, org_id, membership.role, claims.impersonator, claims.session_id
         )
         request.state.identity = identity
-        yield RequestUnit(session, identity, scopes)
+        unit = RequestUnit(session, identity, scopes)
+        try:
+            yield unit
+        finally:
+            await unit.run_closers()
 
 
 Unit = Annotated[RequestUnit, Depends(request_unit, scope="function")]
