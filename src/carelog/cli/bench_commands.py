@@ -337,6 +337,54 @@ def verify(
     )
 
 
+@app.command("export")
+def export(
+    events: Annotated[
+        int, typer.Option("--events", min=1000, help="Events loaded and exported.")
+    ] = 200_000,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Repeat the runs.")] = 3,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """The audit export (JSONL, CSV) against a raw COPY of row_to_json of the same rows."""
+    from carelog.bench.export import TARGET_RATIO, run_export_bench
+
+    report = run_export_bench(
+        events=events,
+        rounds=rounds,
+        database_url=database_url,
+        echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
+    )
+    table = Table(
+        title=f"carelog bench export: {report.events:,} varied events, median of "
+        f"{report.rounds} rounds (ratios to the raw COPY)"
+    )
+    for column in ("run", "events/s", "MiB", "x COPY", "peak RSS MiB", ""):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    b = report.baseline
+    table.add_row(b.label, f"{b.rate:,.0f}", f"{b.bytes / 2**20:,.0f}", "1.00", "-", "")
+    for run in report.runs:
+        ratio = report.ratio(run)
+        if not run.seconds:  # the memory probe: a tenth of the rows, no rate
+            table.add_row(
+                run.label, "-", f"{run.bytes / 2**20:,.0f}", "-", f"{max(run.peak_mib):,.1f}", ""
+            )
+            continue
+        table.add_row(
+            run.label,
+            f"{run.rate:,.0f}",
+            f"{run.bytes / 2**20:,.0f}",
+            f"{ratio:.2f}",
+            f"{max(run.peak_mib):,.1f}",
+            _verdict(ratio >= TARGET_RATIO) if "JSONL" in run.label else "",
+        )
+    out.print(table)
+    out.print(
+        f"load {report.load_seconds:.1f} s; target: the JSONL export ≥ {TARGET_RATIO:.1f} x "
+        "the raw COPY, peak memory independent of the row count",
+        highlight=False,
+    )
+
+
 @app.command("seal")
 def seal(
     events: Annotated[
