@@ -197,3 +197,30 @@ def test_bad_org_is_a_carelog_error(world: World, invoke) -> None:
     result = invoke("query", "--org", "not-a-uuid", "--as", world.a.owner)
     assert isinstance(result.exception, CarelogError)
     assert result.exception.field == "org_id"
+
+
+def test_reading_the_trail_from_the_cli_is_itself_recorded(
+    world: World, invoke, fresh_db: Database
+) -> None:
+    """Who looked at the trail is part of the trail, whichever surface they used: the CLI's
+    query, report and access report leave the same events as the API's, attributed to --as."""
+    assert invoke("query", *scope(world), "--limit", "10").exit_code == 0
+    assert invoke("report", *scope(world), "--since", "2024-06-01", "--until", "2024-07-01")
+    assert invoke("access-report", *scope(world), "--subject", "pat4").exit_code == 0
+    with fresh_db.sync_engine("admin").connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select action, workos_user_id, data_subject_id, metadata from audit_logs"
+                " where org_id = :o and action in ('AUDIT_LOG_QUERIED',"
+                " 'COMPLIANCE_REPORT_GENERATED') order by created_at, id"
+            ),
+            {"o": world.a.org_id},
+        ).all()
+    assert [(r.action, r.metadata.get("kind")) for r in rows] == [
+        ("AUDIT_LOG_QUERIED", None),
+        ("COMPLIANCE_REPORT_GENERATED", "compliance"),
+        ("COMPLIANCE_REPORT_GENERATED", "access"),
+    ]
+    assert {r.workos_user_id for r in rows} == {world.a.owner}
+    assert rows[0].metadata["returned"] == 10 and rows[0].metadata["via"] == "cli"
+    assert rows[2].data_subject_id == "pat4"

@@ -65,7 +65,6 @@ CORE_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("AUDIT_LEGAL_HOLD_RELEASED", "compliance", "write"),
     ActionSpec("AUDIT_RETENTION_POLICY_CHANGED", "compliance", "write"),
     ActionSpec("AUDIT_LOG_IMPORTED", "compliance", "system", description="Legacy rows imported."),
-    ActionSpec("AUDIT_ACCESS_REPORT_GENERATED", "compliance", "read"),
     ActionSpec(
         "SUBJECT_ERASED",
         "compliance",
