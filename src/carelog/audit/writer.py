@@ -50,7 +50,15 @@ from carelog.audit.lanes import LaneConnections
 from carelog.audit.recovery import describe_db_error, replay_spool
 from carelog.audit.spool import Spool, describe_os_error
 
-__all__ = ["COLUMNS", "INSERT_SQL", "AuditWriter", "WriterStats", "document", "to_wire", "wire_of"]
+__all__ = [
+    "COLUMNS",
+    "INSERT_SQL",
+    "AuditWriter",
+    "WriterStats",
+    "document",
+    "document_of",
+    "wire_of",
+]
 
 log = logging.getLogger("carelog.audit.writer")
 
@@ -91,9 +99,10 @@ def wire_of(event: AuditEvent) -> bytes:
     """The event as one JSON object (bytes): an element of the insert's document and the body
     of its spool line. The JSON columns are embedded as JSON, ids and times as strings.
 
-    orjson serialises the slotted dataclass natively (fields in column order, UUIDs and aware
-    datetimes as RFC 4122 / RFC 3339 strings), which is several times cheaper than building the
-    dict of :func:`to_wire` and then the document from it."""
+    This is the one wire format: the live insert, the spool, replays, redrives and the legacy
+    import all use it. orjson serialises the slotted dataclass natively (fields in column
+    order, UUIDs and aware datetimes as RFC 4122 / RFC 3339 strings), several times cheaper
+    than building a dict first."""
     return orjson.dumps(event)
 
 
@@ -102,46 +111,10 @@ def document_of(wires: Sequence[bytes]) -> str:
     return (b"[" + b",".join(wires) + b"]").decode()
 
 
-def to_wire(event: AuditEvent) -> dict[str, Any]:
-    """The event as plain strings: the spool's line format and the insert's parameters."""
-    dumps = orjson.dumps
-    old, new, meta = event.old_values, event.new_values, event.metadata
-    return {
-        "id": str(event.id),
-        "org_id": str(event.org_id),
-        "workos_user_id": event.workos_user_id,
-        "actor_type": event.actor_type,
-        "action": event.action,
-        "resource_type": event.resource_type,
-        "resource_id": event.resource_id,
-        "outcome": event.outcome,
-        "data_subject_id": event.data_subject_id,
-        "old_values": None if old is None else dumps(old).decode(),
-        "new_values": None if new is None else dumps(new).decode(),
-        "metadata": None if meta is None else dumps(meta).decode(),
-        "ip_address": event.ip_address,
-        "user_agent": event.user_agent,
-        "request_id": event.request_id,
-        "created_at": event.created_at.isoformat(),
-        "source": event.source,
-        "schema_version": str(event.schema_version),
-    }
-
-
 def document(rows: Sequence[dict[str, Any]]) -> str:
-    """The batch as one JSON array for ``json_to_recordset``; the JSON columns are embedded
-    as JSON: serialised ones (the :func:`to_wire` format, older spool lines) as fragments,
-    parsed ones (spool lines written from :func:`wire_of`) as they are."""
-    fragment = orjson.Fragment
-    out: list[dict[str, Any]] = []
-    for row in rows:
-        doc = dict(row)
-        for key in _JSON_COLUMNS:
-            value = doc.get(key)
-            if isinstance(value, str):
-                doc[key] = fragment(value)
-        out.append(doc)
-    return orjson.dumps(out).decode()
+    """The batch as one JSON array for ``json_to_recordset``, from parsed :func:`wire_of`
+    bodies (spool lines being replayed or redriven)."""
+    return orjson.dumps(list(rows)).decode()
 
 
 class AuditWriter:

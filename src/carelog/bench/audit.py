@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -44,7 +45,7 @@ from carelog.audit.api import AuditService, log_audit_event
 from carelog.audit.context import audit_context
 from carelog.audit.events import AuditEvent, build_event
 from carelog.audit.setup import create_audit_service
-from carelog.audit.writer import COLUMNS, LANES, to_wire
+from carelog.audit.writer import COLUMNS, LANES, wire_of
 from carelog.bench import BenchDatabase, Member, bench_database, percentile
 from carelog.bench.cpu import CpuUse, ServerCpu, measure_cpu
 from carelog.bench.mix import call_args
@@ -126,6 +127,20 @@ def tune_embedded_server(bench: BenchDatabase) -> str:
 
 # --------------------------------------------------------------------------- (a) the reference
 _NAMES = [name for name, _ in COLUMNS]
+_JSON_COLUMNS = frozenset(name for name, kind in COLUMNS if kind == "jsonb")
+
+
+def baseline_row(event: AuditEvent) -> dict[str, Any]:
+    """The event's column values as text, for the baselines' plain INSERT and COPY: the
+    writer's wire body with the JSON columns serialised (what a hand-written client sends)."""
+    row: dict[str, Any] = orjson.loads(wire_of(event))
+    for name in _JSON_COLUMNS:
+        if row[name] is not None:
+            row[name] = orjson.dumps(row[name]).decode()
+    row["schema_version"] = str(row["schema_version"])
+    return row
+
+
 _REFERENCE_INSERT = (
     "INSERT INTO audit_logs ("
     + ", ".join(_NAMES)
@@ -378,10 +393,10 @@ def run_audit_bench(
         references: list[Result] = []
         for producers in PRODUCER_LEVELS:
             n = min(reference_events, single_events) if producers == 1 else reference_events
-            rows = [to_wire(e) for e in prebuilt_events(service, bench.members, n)]
+            rows = [baseline_row(e) for e in prebuilt_events(service, bench.members, n)]
             echo(f"(a) reference: {n:,} events, one transaction each, {producers} producers")
             references.append(run_reference(bench, rows, producers, server))
-        copy_rows = [to_wire(e) for e in prebuilt_events(service, bench.members, events)]
+        copy_rows = [baseline_row(e) for e in prebuilt_events(service, bench.members, events)]
         echo(f"(b) raw COPY: {events:,} events on {LANES} connections")
         copy = run_copy(bench, copy_rows, server)
         del copy_rows

@@ -46,7 +46,7 @@ from carelog.audit.api import log_audit_event
 from carelog.audit.context import audit_context
 from carelog.audit.errors import AuditInputError
 from carelog.audit.events import AuditEvent, Masker
-from carelog.audit.writer import INSERT_SQL, document, to_wire
+from carelog.audit.writer import INSERT_SQL, document_of, wire_of
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
 from carelog.legacy.audit_import.convert import (
@@ -221,7 +221,9 @@ class LegacyAuditImporter:
             return inserted
         with self.target.sync_engine("maintenance").begin() as conn:
             for org, events in by_org.items():
-                result = conn.exec_driver_sql(INSERT_SQL, (document([to_wire(e) for e in events]),))
+                result = conn.exec_driver_sql(
+                    INSERT_SQL, (document_of([wire_of(e) for e in events]),)
+                )
                 inserted[org] = max(result.rowcount, 0)
         return inserted
 
