@@ -121,3 +121,49 @@ def test_kek_ring_rejects_bad_input() -> None:
             KekRing.parse(text)
     ring = KekRing.generate()
     assert repr(ring) == "KekRing(active='kek-dev', key_ids=['kek-dev'])"  # no key bytes
+
+
+async def test_a_found_key_is_served_from_memory_until_it_is_destroyed(
+    env: AuditEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second lookup of the same key costs no statement; destroying it (any store of this
+    process) forgets it at once; a destruction by another process is seen once the cache
+    entry expires (here: at once, the cache window set to zero)."""
+    import sqlalchemy as sa
+
+    from carelog.audit import subject_keys
+
+    org = env.world.a.org_id
+    store = env.service.subject_keys
+    assert store is not None
+    statements: list[str] = []
+    engine = env.db.async_engine("system").sync_engine
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    first = await store.get(org, SUBJECT)
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert await store.get(org, SUBJECT) == first
+        assert statements == []
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+
+    other = SubjectKeyStore(env.scopes, store.keks)  # e.g. the viewer's store, same process
+    async with env.scopes.system_scope("system:test", org) as session:
+        await SubjectKeyStore.destroy(session, org, SUBJECT)
+    assert await store.get(org, SUBJECT) is None
+    assert await other.get(org, SUBJECT) is None
+
+    await store.get(org, "user_patient_elsewhere")  # cached, then destroyed by "another process"
+    with env.db.sync_engine("admin").begin() as conn:
+        conn.execute(
+            sa.text(
+                "update audit_subject_keys set wrapped_key = null, destroyed_at = now()"
+                " where org_id = :o and subject_id = 'user_patient_elsewhere'"
+            ),
+            {"o": org},
+        )
+    monkeypatch.setattr(subject_keys, "CACHE_SECONDS", 0.0)
+    assert await store.get(org, "user_patient_elsewhere") is None

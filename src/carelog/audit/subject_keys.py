@@ -10,6 +10,15 @@ when that happened.
 
 Keys are read and created as a system actor pinned to the event's organization, in a short
 transaction of their own, so a key exists (committed) before any event sealed under it can be.
+
+A found key is kept in memory for :data:`CACHE_SECONDS`: that lookup (a transaction of four
+round trips and an unwrap) was most of what ``log_audit_event`` cost for an event naming a
+subject (``carelog bench audit``). A data key never changes while it exists, so the cache can
+only be stale about a destruction: :meth:`SubjectKeyStore.destroy` forgets the key in every
+store of this process at once; another process (a second worker, the CLI) may seal a few more
+values under the destroyed key for at most :data:`CACHE_SECONDS`. Nobody can open those either
+(the key is gone from the database and, within seconds, from memory), and exports and the
+viewer present them as erased like every other sealed value of an erased subject.
 """
 
 from __future__ import annotations
@@ -19,10 +28,13 @@ import binascii
 import os
 import re
 import secrets
+import time
 import uuid
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
@@ -145,17 +157,40 @@ class KeyState:
     destroyed: bool
 
 
+#: How long a found key is used from memory before it is read again.
+CACHE_SECONDS = 5.0
+#: Keys kept in memory per store (the oldest is dropped first).
+CACHE_ENTRIES = 10_000
+
+
 class SubjectKeyStore:
     """Get-or-create, destroy and rewrap subject data keys (system role, org-pinned)."""
+
+    #: Every store of this process, so that a destruction forgets the key in all of them.
+    _live: ClassVar[weakref.WeakSet[SubjectKeyStore]] = weakref.WeakSet()
 
     def __init__(self, scopes: Scopes, keks: KekRing) -> None:
         self.scopes = scopes
         self.keks = keks
+        self._cache: dict[tuple[uuid.UUID, str], tuple[float, SubjectKey]] = {}
+        SubjectKeyStore._live.add(self)
 
     async def get(
         self, org_id: uuid.UUID, subject_id: str, *, create: bool = True
     ) -> SubjectKey | None:
         """The subject's key; None when it was destroyed (or is absent and ``create`` is off)."""
+        cached = self._cache.get((org_id, subject_id))
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        key = await self._read(org_id, subject_id, create=create)
+        if key is not None:
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache.pop((org_id, subject_id), None)  # re-inserted last: the newest
+            self._cache[(org_id, subject_id)] = (time.monotonic(), key)
+        return key
+
+    async def _read(self, org_id: uuid.UUID, subject_id: str, *, create: bool) -> SubjectKey | None:
         async with self.scopes.system_scope(KEY_ACTOR, org_id) as session:
             row = await self._row(session, org_id, subject_id)
             if row is None and create:
@@ -216,7 +251,10 @@ class SubjectKeyStore:
 
     @staticmethod
     async def destroy(session: AsyncSession, org_id: uuid.UUID, subject_id: str) -> KeyState | None:
-        """Destroy the key inside the caller's (erasure) transaction; idempotent."""
+        """Destroy the key inside the caller's (erasure) transaction; idempotent. Every store
+        of this process forgets the key now (before the commit: a miss only reads again)."""
+        for store in list(SubjectKeyStore._live):
+            store._cache.pop((org_id, subject_id), None)
         row = (
             await session.execute(
                 sa.text(
