@@ -21,6 +21,7 @@ from typing import Any, Literal, cast, get_args
 
 import anyio
 import orjson
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -190,13 +191,16 @@ _JSONL_COLUMNS = (
         ),
         sa.Text,
     ).label("line"),
-    sa.exists()
-    .where(
-        _SUBJECTS.org_id == _LOG.org_id,
-        _SUBJECTS.subject_id == _LOG.data_subject_id,
-        _SUBJECTS.erased_at.is_not(None),
-    )
-    .label("erased"),
+    # Looked up only for events that name a subject (the look-up is most of PostgreSQL's
+    # cost per row otherwise: 13-16 us against 9 us without it, 12 for row_to_json).
+    sa.case(
+        (_LOG.data_subject_id.is_(None), sa.false()),
+        else_=sa.exists().where(
+            _SUBJECTS.org_id == _LOG.org_id,
+            _SUBJECTS.subject_id == _LOG.data_subject_id,
+            _SUBJECTS.erased_at.is_not(None),
+        ),
+    ).label("erased"),
     _LOG.schema_version,
 )
 _ERASED_MARK = orjson.dumps(ERASED_VALUE).decode()
@@ -251,7 +255,9 @@ async def _stream_jsonl(
             # Interrupted (a hang-up cancels the task, and may keep cancelling every await):
             # the COPY is cancelled and the savepoint undone shielded, so the connection stays
             # usable and the export can still record its abort.
-            with anyio.move_on_after(CLOSE_SECONDS, shield=True):
+            # A generator left unclosed is finalised later, when its transaction may be over:
+            # then there is nothing to undo, and the original error is the one to raise.
+            with anyio.move_on_after(CLOSE_SECONDS, shield=True), suppress(psycopg.Error):
                 await copying.__aexit__(type(exc), exc, exc.__traceback__)
                 await cursor.execute("ROLLBACK TO SAVEPOINT carelog_export_copy")
             raise

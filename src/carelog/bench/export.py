@@ -23,6 +23,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,12 +129,12 @@ async def _carelog_export(
     start = time.perf_counter()
     size = 0
     async with runtime.scopes.org_scope(owner, org) as session:
-        async for chunk in export_audit_logs(
-            session, org, owner, filters, fmt, reason="carelog bench export"
-        ):
-            size += len(chunk)
-            if limit is not None and size >= limit:
-                break
+        chunks = export_audit_logs(session, org, owner, filters, fmt, reason="carelog bench export")
+        async with aclosing(chunks):  # stopping early closes the export (its COPY) right here
+            async for chunk in chunks:
+                size += len(chunk)
+                if limit is not None and size >= limit:
+                    break
     seconds = time.perf_counter() - start
     peak = max(0, _status_kib("VmHWM") - base) / 1024
     return seconds, size, peak
