@@ -167,3 +167,28 @@ async def test_a_found_key_is_served_from_memory_until_it_is_destroyed(
         )
     monkeypatch.setattr(subject_keys, "CACHE_SECONDS", 0.0)
     assert await store.get(org, "user_patient_elsewhere") is None
+
+
+async def test_concurrent_events_about_one_subject_share_one_key_read(env: AuditEnv) -> None:
+    """Fifty concurrent look-ups of a subject nobody has a key for yet: one key is created,
+    by one read of the store, and every caller gets that same key."""
+    import asyncio
+
+    import sqlalchemy as sa
+
+    org = env.world.a.org_id
+    store = env.service.subject_keys
+    assert store is not None
+    statements: list[str] = []
+    engine = env.db.async_engine("system").sync_engine
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        keys = await asyncio.gather(*(store.get(org, "user_patient_burst") for _ in range(50)))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert len({k.key_id for k in keys if k is not None}) == 1 and None not in keys
+    assert sum("insert into audit_subject_keys" in s for s in statements) == 1

@@ -107,19 +107,23 @@ def test_a_hang_up_mid_export_is_recorded_and_frees_the_connection(served: Serve
     assert received < 40 << 20  # far from the whole export: this was a hang-up
 
     _wait_for(
-        lambda: served.scalar(
-            "select count(*) from audit_log_exports where org_id = :o and status = 'aborted'",
-            o=org,
-        )
-        == 1,
+        lambda: (
+            served.scalar(
+                "select count(*) from audit_log_exports where org_id = :o and status = 'aborted'",
+                o=org,
+            )
+            == 1
+        ),
         "the export is not recorded as aborted",
     )
     _wait_for(
-        lambda: served.scalar(
-            "select count(*) from pg_stat_activity where query like 'COPY (SELECT %'"
-            " and state = 'active'"
-        )
-        == 0,
+        lambda: (
+            served.scalar(
+                "select count(*) from pg_stat_activity where query like 'COPY (SELECT %'"
+                " and state = 'active'"
+            )
+            == 0
+        ),
         "the COPY still runs on the server",
     )
     with httpx.Client(base_url=served.url, timeout=30) as client:
@@ -128,11 +132,13 @@ def test_a_hang_up_mid_export_is_recorded_and_frees_the_connection(served: Serve
             assert page.status_code == 200, page.text
             assert len(page.json()["items"]) == 5
     _wait_for(
-        lambda: served.scalar(
-            "select count(*) from audit_logs where org_id = :o"
-            " and action = 'AUDIT_LOG_EXPORT_ABORTED'",
-            o=org,
-        )
-        == 1,
+        lambda: (
+            served.scalar(
+                "select count(*) from audit_logs where org_id = :o"
+                " and action = 'AUDIT_LOG_EXPORT_ABORTED'",
+                o=org,
+            )
+            == 1
+        ),
         "no AUDIT_LOG_EXPORT_ABORTED event",
     )

@@ -23,6 +23,7 @@ viewer present them as erased like every other sealed value of an erased subject
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import os
@@ -173,6 +174,9 @@ class SubjectKeyStore:
         self.scopes = scopes
         self.keks = keks
         self._cache: dict[tuple[uuid.UUID, str], tuple[float, SubjectKey]] = {}
+        self._pending: dict[
+            tuple[int, uuid.UUID, str, bool], asyncio.Future[SubjectKey | None]
+        ] = {}
         SubjectKeyStore._live.add(self)
 
     async def get(
@@ -182,7 +186,22 @@ class SubjectKeyStore:
         cached = self._cache.get((org_id, subject_id))
         if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
-        key = await self._read(org_id, subject_id, create=create)
+        # One read per key at a time: concurrent events about one subject (a burst, or 256
+        # producers) wait for the same read instead of each opening a transaction.
+        # (Per event loop: the sync twin of log_audit_event runs on a loop of its own.)
+        flight = (id(asyncio.get_running_loop()), org_id, subject_id, create)
+        pending = self._pending.get(flight)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        task = asyncio.ensure_future(self._read(org_id, subject_id, create=create))
+        self._pending[flight] = task
+        try:
+            key = await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._pending.pop(flight, None)
+            else:  # this caller was cancelled: the read goes on for the others
+                task.add_done_callback(lambda _: self._pending.pop(flight, None))
         if key is not None:
             if len(self._cache) >= CACHE_ENTRIES:
                 self._cache.pop(next(iter(self._cache)))
