@@ -2,7 +2,9 @@
 
 Table and column names follow the legacy platform's WorkOS-era schema (docs/migrating.md); its
 data defects (nullable tenant keys, history-deleting cascades, unchecked vocabularies, missing
-uniqueness, naive timestamps) are fixed. See each class docstring for the specifics.
+uniqueness, naive timestamps) are fixed. See each class docstring for the specifics: "fixed vs
+reference" there names the difference from the old design ("the reference", defined in
+docs/migrating.md; its Clerk-era tables are declared in ``carelog.legacy.schema``).
 """
 
 from __future__ import annotations
