@@ -9,8 +9,6 @@ goes back to the pool usable, so the next requests are answered.
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,13 +16,13 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from carelog.db.engine import Database
 from carelog.platform.auth.tokens import DevTokenSigner
 from carelog.runtime import Runtime
 from carelog.web.app import create_app
 from dbtools import TestServer
+from serving import served_in_thread
 from world import World, build_world
 
 EVENTS = 200_000
@@ -66,21 +64,10 @@ def served(pg: TestServer, template_db: str, tmp_path: object) -> Iterator[Serve
         )
     signer = DevTokenSigner(os.urandom(32))
     runtime = Runtime(db.settings, db, spool_dir=f"{tmp_path}/spool", token_verifier=signer)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
     try:
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", db, world, signer)
+        with served_in_thread(create_app(runtime)) as url:
+            yield Served(url, db, world, signer)
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
         db.close()
         pg.drop_database(name)
 

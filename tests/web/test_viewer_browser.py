@@ -17,9 +17,7 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from test_viewer_http import seed_events
 
 from carelog.db.engine import Database
@@ -36,6 +33,7 @@ from carelog.platform.auth.tokens import DevTokenSigner
 from carelog.runtime import Runtime
 from carelog.web.app import create_app
 from dbtools import TestServer
+from serving import served_in_thread
 from world import World, build_world
 
 try:
@@ -123,24 +121,10 @@ def site(
         spool_dir=tmp_path_factory.mktemp("viewer") / "spool",
         token_verifier=signer,
     )
-    app = create_app(runtime)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
     try:
-        yield Site(f"http://127.0.0.1:{port}", world, signer, ids)
+        with served_in_thread(create_app(runtime)) as url:
+            yield Site(url, world, signer, ids)
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
         db.close()
         pg.drop_database(name)
 
