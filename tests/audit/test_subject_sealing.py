@@ -3,6 +3,8 @@ the same key, keys wrapped by a rotating KEK, and what destroying a key leaves b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -26,6 +28,24 @@ def rows(env: AuditEnv, where: str, **params: object) -> list[dict[str, Any]]:
                 sa.text(f"select * from audit_logs where {where} order by created_at"), params
             )
         ]
+
+
+@contextmanager
+def system_statements(env: AuditEnv) -> Iterator[list[str]]:
+    """Every statement the system role's engine (the key store's) sends inside the block."""
+    import sqlalchemy as sa
+
+    statements: list[str] = []
+    engine = env.db.async_engine("system").sync_engine
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
 
 
 async def log(env: AuditEnv, subject: str | None, values: dict[str, Any], rid: str) -> None:
@@ -136,19 +156,10 @@ async def test_a_found_key_is_served_from_memory_until_it_is_destroyed(
     org = env.world.a.org_id
     store = env.service.subject_keys
     assert store is not None
-    statements: list[str] = []
-    engine = env.db.async_engine("system").sync_engine
-
-    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        statements.append(statement)
-
     first = await store.get(org, SUBJECT)
-    sa.event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with system_statements(env) as statements:
         assert await store.get(org, SUBJECT) == first
-        assert statements == []
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert statements == []
 
     other = SubjectKeyStore(env.scopes, store.keks)  # e.g. the viewer's store, same process
     async with env.scopes.system_scope("system:test", org) as session:
@@ -174,21 +185,10 @@ async def test_concurrent_events_about_one_subject_share_one_key_read(env: Audit
     by one read of the store, and every caller gets that same key."""
     import asyncio
 
-    import sqlalchemy as sa
-
     org = env.world.a.org_id
     store = env.service.subject_keys
     assert store is not None
-    statements: list[str] = []
-    engine = env.db.async_engine("system").sync_engine
-
-    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with system_statements(env) as statements:
         keys = await asyncio.gather(*(store.get(org, "user_patient_burst") for _ in range(50)))
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", seen)
     assert len({k.key_id for k in keys if k is not None}) == 1 and None not in keys
     assert sum("insert into audit_subject_keys" in s for s in statements) == 1
