@@ -193,15 +193,18 @@ class SubjectKeyStore:
         pending = self._pending.get(flight)
         if pending is not None:
             return await asyncio.shield(pending)
-        task = asyncio.ensure_future(self._read(org_id, subject_id, create=create))
+        task = asyncio.ensure_future(self._read_and_keep(org_id, subject_id, create=create))
         self._pending[flight] = task
-        try:
-            key = await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._pending.pop(flight, None)
-            else:  # this caller was cancelled: the read goes on for the others
-                task.add_done_callback(lambda _: self._pending.pop(flight, None))
+        # Forgotten when the read ends, whoever waits: a cancelled first caller leaves the
+        # read going for the others.
+        task.add_done_callback(lambda _: self._pending.pop(flight, None))
+        return await asyncio.shield(task)
+
+    async def _read_and_keep(
+        self, org_id: uuid.UUID, subject_id: str, *, create: bool
+    ) -> SubjectKey | None:
+        """One read of the store; a found key is kept (once, by the read, not by each waiter)."""
+        key = await self._read(org_id, subject_id, create=create)
         if key is not None:
             if len(self._cache) >= CACHE_ENTRIES:
                 self._cache.pop(next(iter(self._cache)))
