@@ -88,7 +88,6 @@ INSERT_SQL = (
     + ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
     + ") ON CONFLICT DO NOTHING"
 )
-_JSON_COLUMNS = ("old_values", "new_values", "metadata")
 LANES = 2
 SPLIT_AT = 32  # a lane leaves half of a larger backlog to an idle lane
 GROUP_SIZE = 32  # producers sharing one future; a lane takes whole groups

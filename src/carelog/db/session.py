@@ -96,14 +96,12 @@ class Scopes:
         response is sent). Only then may a fail-closed read's audit event join the unit's
         transaction instead of waiting for the writer: the event and the disclosure then stand
         or fall together, as they must (see :func:`commits_before_disclosure`)."""
-        user, org = _check_user_id(user_id), str(parse_org_id(org_id))
+        user, org = _check_user_id(user_id), parse_org_id(org_id)
         async with self._app() as session, session.begin():
-            row = (await session.execute(_ENTER_ORG, {"user_id": user, "org_id": org})).first()
+            row = (await session.execute(_ENTER_ORG, {"user_id": user, "org_id": str(org)})).first()
             membership = None if row is None else Membership(row.role, row.status)
             token = _ambient.set(session)
-            promise = _promise.set(
-                (session, user, uuid.UUID(org)) if commits_before_disclosure else None
-            )
+            promise = _promise.set((session, user, org) if commits_before_disclosure else None)
             try:
                 yield session, membership
             finally:
