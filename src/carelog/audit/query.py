@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.filters import AuditFilters, Cursor
@@ -28,6 +29,10 @@ _INTERNAL = frozenset({"txid"})
 _READ = tuple(c for c in _TABLE.columns if c.name not in _INTERNAL)
 #: Every event column, in table order, under its column name ("metadata", not "metadata_").
 COLUMNS: tuple[str, ...] = tuple(str(c.name) for c in _READ)  # plain str for orjson
+#: The columns holding JSON documents (changes and metadata), from the table's types.
+JSON_COLUMNS: frozenset[str] = frozenset(
+    str(c.name) for c in _READ if isinstance(c.type, postgresql.JSONB)
+)
 #: What a read selects: the columns, with ``ip_address`` as PostgreSQL's own text of the inet
 #: (``abbrev`` is the inet output function's text). The driver would parse every address into
 #: an ``ipaddress`` object that ``AuditRecord`` turns straight back into that same string: in a
