@@ -45,6 +45,20 @@ DatabaseUrlOption = Annotated[
 ]
 
 
+def _progress(line: str) -> None:
+    """Every benchmark reports its phases the same way, dimmed, while it runs."""
+    out.print(f"[dim]… {line}[/]", highlight=False)
+
+
+def _table(title: str, *columns: str, left: tuple[str, ...] = ()) -> Table:
+    """A result table: the first column (and any named in ``left``) reads as text, the rest
+    as right-aligned figures."""
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 or column in left else "right")
+    return table
+
+
 def _verdict(ok: bool) -> str:
     return "[bold green]PASS[/]" if ok else "[bold red]FAIL[/]"
 
@@ -59,8 +73,8 @@ def _us(value: float | None) -> str:
 
 def _audit_table(report: AuditBenchReport) -> Table:
     copy = report.copy.rate
-    table = Table(title="carelog bench audit: committed events/s (ratios to this run's baselines)")
-    columns = (
+    table = _table(
+        "carelog bench audit: committed events/s (ratios to this run's baselines)",
         "run",
         "events",
         "events/s",
@@ -71,9 +85,8 @@ def _audit_table(report: AuditBenchReport) -> Table:
         "p50 ms",
         "p99 ms",
         "note",
+        left=("note",),
     )
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("run", "note") else "right")
     rows: list[Result] = [*report.references, report.copy, *report.carelog]
     for r in rows:
         ref = report.reference_for(r.producers).rate if r.producers else float("nan")
@@ -100,9 +113,7 @@ def _audit_targets(report: AuditBenchReport) -> Table:
         r for name, r in by_name.items() if name.endswith(" 256 producers") and "log_" in name
     )
     alone = next(r for name, r in by_name.items() if "writer alone" in name)
-    table = Table(title="targets")
-    for column in ("target", "measured", ""):
-        table.add_column(column)
+    table = _table("targets", "target", "measured", "", left=("measured", ""))
     for label, r in (("log_audit_event x256", top), ("writer alone", alone)):
         share = r.rate / copy
         reference = report.reference_for(r.producers)
@@ -148,7 +159,7 @@ def audit(
         events=events,
         reference_events=reference_events,
         database_url=database_url,
-        echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
+        echo=_progress,
     )
     out.print(_audit_table(report))
     out.print(_audit_targets(report))
@@ -162,11 +173,9 @@ def audit(
 
 
 def _query_table(report: QueryBenchReport) -> Table:
-    table = Table(
-        title=f"carelog bench query: get_audit_logs on {report.events:,} events "
-        f"({report.iterations} iterations each; ms)"
-    )
-    columns = (
+    table = _table(
+        f"carelog bench query: get_audit_logs on {report.events:,} events "
+        f"({report.iterations} iterations each; ms)",
         "query",
         "page",
         "rows",
@@ -180,9 +189,8 @@ def _query_table(report: QueryBenchReport) -> Table:
         "x superuser",
         "unit ≤ 5 ms",
         "RLS ≤ 1.3x",
+        left=("page",),
     )
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("query", "page") else "right")
     for q in report.results:
         unit95, raw_unit95 = q.carelog_unit.p(0.95), q.raw_unit.p(0.95)
         raw50, su50 = q.raw.p(0.50), q.superuser.p(0.50)
@@ -218,7 +226,7 @@ def query(
         events=events,
         iterations=iterations,
         database_url=database_url,
-        echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
+        echo=_progress,
     )
     out.print(_query_table(report))
     out.print(
@@ -257,14 +265,12 @@ def http(
         workers=workers,
         load=load,
         database_url=database_url,
-        echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
+        echo=_progress,
     )
-    table = Table(
-        title=f"carelog bench http: {workers} worker(s), {connections} connections, "
+    table = _table(
+        f"carelog bench http: {workers} worker(s), {connections} connections, "
         f"{seconds:.0f} s each, "
-        f"load by {report.generator} (each ratio against the /tx slices interleaved with it)"
-    )
-    for column in (
+        f"load by {report.generator} (each ratio against the /tx slices interleaved with it)",
         "endpoint",
         "req/s",
         "p50 ms",
@@ -273,8 +279,7 @@ def http(
         "paired /tx",
         "x /tx",
         "target",
-    ):
-        table.add_column(column, justify="left" if column == "endpoint" else "right")
+    )
     for row in as_rows(report):
         target = row["target"]
         verdict = "" if target is None else f"≥ {target:.1f} " + _verdict(row["ratio"] >= target)
@@ -310,11 +315,12 @@ def verify(
         workers=workers,
         rounds=rounds,
         database_url=database_url,
-        echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
+        echo=_progress,
     )
-    table = Table(title=f"carelog bench verify: {report.events:,} varied events, one organization")
-    for column in ("round", "workers", "verify_org ev/s", "stream+SHA-256 ev/s", "ratio", ""):
-        table.add_column(column, justify="left" if column == "round" else "right")
+    table = _table(
+        f"carelog bench verify: {report.events:,} varied events, one organization",
+        *("round", "workers", "verify_org ev/s", "stream+SHA-256 ev/s", "ratio", ""),
+    )
     for r, current in enumerate(report.rounds, start=1):
         for i, (v, b) in enumerate(zip(current.verify, current.baseline, strict=True)):
             ratio = current.ratio(i)
@@ -352,14 +358,13 @@ def export(
         events=events,
         rounds=rounds,
         database_url=database_url,
-        echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
+        echo=_progress,
     )
-    table = Table(
-        title=f"carelog bench export: {report.events:,} varied events, median of "
-        f"{report.rounds} rounds (ratios to the raw COPY)"
+    table = _table(
+        f"carelog bench export: {report.events:,} varied events, median of "
+        f"{report.rounds} rounds (ratios to the raw COPY)",
+        *("run", "events/s", "MiB", "x COPY", "peak RSS MiB", ""),
     )
-    for column in ("run", "events/s", "MiB", "x COPY", "peak RSS MiB", ""):
-        table.add_column(column, justify="left" if column == "run" else "right")
     b = report.baseline
     table.add_row(b.label, f"{b.rate:,.0f}", f"{b.bytes / 2**20:,.0f}", "1.00", "-", "")
     for run in report.runs:
@@ -402,12 +407,13 @@ def seal(
         events=events,
         backlog=backlog,
         database_url=database_url,
-        echo=lambda line: out.print(f"[dim]… {line}[/]", highlight=False),
+        echo=_progress,
     )
     w, h = report.writer, report.loaded
-    table = Table(title="carelog bench seal: events/s in one run (ratios to the writer, (w))")
-    for column in ("run", "events", "events/s", "x (w)", "p99 ms", "deadline misses", ""):
-        table.add_column(column, justify="left" if column == "run" else "right")
+    table = _table(
+        "carelog bench seal: events/s in one run (ratios to the writer, (w))",
+        *("run", "events", "events/s", "x (w)", "p99 ms", "deadline misses", ""),
+    )
     table.add_row(
         "(w) writer: log_audit_event, 256 producers",
         f"{w.events:,}",
