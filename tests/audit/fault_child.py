@@ -41,7 +41,7 @@ async def main(admin_url: str, prefix: str, spool: str, data: str, org: str, act
     out = sys.stdout
 
     async def producer(p: int) -> None:
-        with audit_context(actor=actor, org_id=org, ip_address="10.9.9.9"):
+        with audit_context(actor_id=actor, org_id=org, ip_address="10.9.9.9"):
             i = 0
             while True:
                 event = await log_audit_event("PROFILE_VIEWED", "profile", f"kill-{p}-{i}")

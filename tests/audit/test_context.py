@@ -27,8 +27,8 @@ def test_no_context_is_a_clear_error() -> None:
 
 
 def test_context_is_reset_with_its_token() -> None:
-    with audit_context(actor="system:job", org_id=ORG) as outer:
-        with audit_context(actor="user_1", org_id=ORG) as inner:
+    with audit_context(actor_id="system:job", org_id=ORG) as outer:
+        with audit_context(actor_id="user_1", org_id=ORG) as inner:
             assert current_context() is inner
         assert current_context() is outer
         assert outer.actor_type == "system"
@@ -39,7 +39,7 @@ async def test_no_leak_between_concurrent_tasks() -> None:
     seen: dict[str, str | None] = {}
 
     async def task(name: str) -> None:
-        with audit_context(actor=name, org_id=ORG):
+        with audit_context(actor_id=name, org_id=ORG):
             await asyncio.sleep(0.01)
             seen[name] = current_context().actor_id
 
@@ -51,9 +51,14 @@ async def test_no_leak_between_concurrent_tasks() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
+        ({"actor_id": "", "org_id": ORG}, "actor_id"),
+        ({"actor_id": "system:", "org_id": ORG}, "actor_id"),
+        ({"actor_id": "user_1", "org_id": "not-an-org"}, "org_id"),
+        # the first release's spelling is still checked under its own name
         ({"actor": "", "org_id": ORG}, "actor"),
-        ({"actor": "system:", "org_id": ORG}, "actor"),
-        ({"actor": "user_1", "org_id": "not-an-org"}, "org_id"),
+        # the actor is given exactly once: neither, or both, is refused
+        ({"org_id": ORG}, "actor_id"),
+        ({"actor_id": "user_1", "actor": "user_2", "org_id": ORG}, "actor_id"),
     ],
 )
 def test_bad_context_values(kwargs: dict[str, object], field: str) -> None:
@@ -63,9 +68,9 @@ def test_bad_context_values(kwargs: dict[str, object], field: str) -> None:
 
 
 def test_garbage_ip_is_dropped_not_stored() -> None:
-    with audit_context(actor="u", org_id=ORG, ip_address="999.1.1.1; DROP") as ctx:
+    with audit_context(actor_id="u", org_id=ORG, ip_address="999.1.1.1; DROP") as ctx:
         assert ctx.ip_address is None
-    with audit_context(actor="u", org_id=ORG, ip_address="2001:DB8::1") as ctx:
+    with audit_context(actor_id="u", org_id=ORG, ip_address="2001:DB8::1") as ctx:
         assert ctx.ip_address == "2001:db8::1"
 
 
@@ -117,3 +122,8 @@ async def test_middleware_sets_and_resets_the_context() -> None:
     assert len(own) == 32 and client_part == "req-1"
     assert captured == [("user_9", "198.51.100.7", "curl/8", response.headers["x-request-id"])]
     assert snapshot() is None
+
+
+def test_the_earlier_spelling_of_the_actor_still_binds_it() -> None:
+    with audit_context(actor="system:job", org_id=ORG) as ctx:  # the first release's keyword
+        assert ctx.actor_id == "system:job"

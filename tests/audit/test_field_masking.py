@@ -109,7 +109,7 @@ def test_scrub_masks_real_spellings_at_any_depth() -> None:
 async def test_live_event_with_camel_case_keys_stores_no_phi(audit_env: AuditEnv) -> None:
     """Through the real service and writer role: nothing of the PHI reaches ``audit_logs``."""
     a = audit_env.world.a
-    with audit_context(actor=a.expert, org_id=a.org_id, ip_address="192.0.2.7"):
+    with audit_context(actor_id=a.expert, org_id=a.org_id, ip_address="192.0.2.7"):
         await log_audit_event(
             "APPOINTMENT_CREATED",
             "appointment",

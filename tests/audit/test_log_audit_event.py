@@ -38,7 +38,7 @@ def test_every_action_of_the_reference_vocabulary_exists(audit_env: AuditEnv) ->
 
 async def test_event_outside_a_transaction_is_durable_on_return(audit_env: AuditEnv) -> None:
     a = audit_env.world.a
-    with audit_context(actor=a.expert, org_id=a.org_id, ip_address="192.0.2.7", user_agent="t"):
+    with audit_context(actor_id=a.expert, org_id=a.org_id, ip_address="192.0.2.7", user_agent="t"):
         event = await log_audit_event(
             "MEDICAL_RECORD_VIEWED",
             "medical_record",
@@ -64,7 +64,7 @@ async def test_event_outside_a_transaction_is_durable_on_return(audit_env: Audit
 async def test_change_inside_a_unit_commits_and_rolls_back_with_it(audit_env: AuditEnv) -> None:
     a = audit_env.world.a
     changes = {"old_values": {"name": "Private"}, "new_values": {"name": "Renamed"}}
-    with audit_context(actor=a.expert, org_id=a.org_id):
+    with audit_context(actor_id=a.expert, org_id=a.org_id):
         async with audit_env.scopes.org_scope(a.expert, a.org_id) as session:
             await session.execute(
                 sa.text("update events set name = 'Renamed' where id = :e"), {"e": a.ids["event"]}
@@ -90,7 +90,7 @@ async def test_denied_attempt_is_recorded_although_the_transaction_rolls_back(
     audit_env: AuditEnv,
 ) -> None:
     a = audit_env.world.a
-    with audit_context(actor=a.member, org_id=a.org_id), pytest.raises(PermissionError):
+    with audit_context(actor_id=a.member, org_id=a.org_id), pytest.raises(PermissionError):
         async with audit_env.scopes.org_scope(a.member, a.org_id):
             denied = await log_audit_event(
                 "MEDICAL_RECORD_VIEWED",
@@ -106,7 +106,10 @@ async def test_denied_attempt_is_recorded_although_the_transaction_rolls_back(
 async def test_no_context_no_silent_drop(audit_env: AuditEnv) -> None:
     with pytest.raises(MissingAuditContextError):
         await log_audit_event("PROFILE_VIEWED", "profile", "p")
-    with pytest.raises(AuditInputError), audit_context(actor="u", org_id=audit_env.world.a.org_id):
+    with (
+        pytest.raises(AuditInputError),
+        audit_context(actor_id="u", org_id=audit_env.world.a.org_id),
+    ):
         await log_audit_event("NOT_AN_ACTION", "profile", "p")
     assert audit_env.count() == 2  # only the world's own rows
 
@@ -116,7 +119,7 @@ async def test_in_transaction_event_cannot_claim_another_actor(audit_env: AuditE
     a = audit_env.world.a
     with (
         pytest.raises(sa.exc.DBAPIError, match="row-level security"),
-        audit_context(actor=a.owner, org_id=a.org_id),
+        audit_context(actor_id=a.owner, org_id=a.org_id),
     ):
         async with audit_env.scopes.org_scope(a.expert, a.org_id):
             await log_audit_event("PROFILE_UPDATED", "profile", "p1")
@@ -124,7 +127,7 @@ async def test_in_transaction_event_cannot_claim_another_actor(audit_env: AuditE
 
 async def test_system_actor_events(audit_env: AuditEnv) -> None:
     b = audit_env.world.b
-    with audit_context(actor="system:stripe-webhook", org_id=b.org_id):
+    with audit_context(actor_id="system:stripe-webhook", org_id=b.org_id):
         event = await log_audit_event(
             "PAYMENT_FAILED", "payment", "pi_1", None, {"code": "card_declined"}
         )
@@ -137,7 +140,7 @@ async def test_many_concurrent_callers_share_transactions(audit_env: AuditEnv) -
     a = audit_env.world.a
 
     async def one(i: int) -> None:
-        with audit_context(actor=a.owner, org_id=a.org_id):
+        with audit_context(actor_id=a.owner, org_id=a.org_id):
             await log_audit_event("PROFILE_VIEWED", "profile", str(i))
 
     await asyncio.gather(*(one(i) for i in range(3000)))
@@ -152,7 +155,7 @@ async def test_sync_twin_from_a_worker_thread(audit_env: AuditEnv) -> None:
     ids: list[object] = []
 
     def work() -> None:
-        with audit_context(actor="system:nightly-job", org_id=a.org_id):
+        with audit_context(actor_id="system:nightly-job", org_id=a.org_id):
             ids.append(
                 log_audit_event_sync("SYSTEM_ERROR", "security", "job-1", None, {"step": 3}).id
             )
@@ -164,7 +167,10 @@ async def test_sync_twin_from_a_worker_thread(audit_env: AuditEnv) -> None:
 
 
 async def test_sync_twin_refuses_to_block_an_event_loop(audit_env: AuditEnv) -> None:
-    with audit_context(actor="u", org_id=audit_env.world.a.org_id), pytest.raises(AuditInputError):
+    with (
+        audit_context(actor_id="u", org_id=audit_env.world.a.org_id),
+        pytest.raises(AuditInputError),
+    ):
         log_audit_event_sync("PROFILE_VIEWED", "profile", "p")
 
 
@@ -180,7 +186,7 @@ async def test_unreachable_database_spools_then_replays_exactly_once(audit_env: 
     await dead.start()
     service = audit_env.service
     events = []
-    with audit_context(actor=a.owner, org_id=a.org_id):
+    with audit_context(actor_id=a.owner, org_id=a.org_id):
         for i in range(50):
             event, _ = build_event(
                 service.catalog,

@@ -93,7 +93,7 @@ async def test_disk_full_mid_stream_never_acknowledges_from_memory_nor_corrupts(
 
         async def producer(p: int, rounds: int) -> None:
             nonlocal refused
-            with audit_context(actor=a.owner, org_id=a.org_id):
+            with audit_context(actor_id=a.owner, org_id=a.org_id):
                 for i in range(rounds):
                     try:
                         event = await log_audit_event(
@@ -240,7 +240,7 @@ async def test_line_refused_by_postgres_is_quarantined_and_replay_continues(
     await service.start()
     try:
         await wait_replayed(service.writer, limit=10)
-        with audit_context(actor=env.world.a.owner, org_id=env.world.a.org_id):
+        with audit_context(actor_id=env.world.a.owner, org_id=env.world.a.org_id):
             after = await log_audit_event("PROFILE_VIEWED", "profile", "after-poison")
         health = service.writer.health()
     finally:

@@ -55,7 +55,7 @@ async def log_events(env: AuditEnv, n: int, *, start: int = 0) -> list[uuid.UUID
     ids = []
     for i in range(start, start + n):
         tenant = env.world.a if i % 2 == 0 else env.world.b
-        with audit_context(actor=tenant.expert, org_id=tenant.org_id):
+        with audit_context(actor_id=tenant.expert, org_id=tenant.org_id):
             event = await log_audit_event("PROFILE_VIEWED", "profile", f"p{i}")
         ids.append(event.id)
     return ids

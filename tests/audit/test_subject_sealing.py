@@ -49,7 +49,7 @@ def system_statements(env: AuditEnv) -> Iterator[list[str]]:
 
 
 async def log(env: AuditEnv, subject: str | None, values: dict[str, Any], rid: str) -> None:
-    with audit_context(actor="system:test", org_id=env.world.a.org_id):
+    with audit_context(actor_id="system:test", org_id=env.world.a.org_id):
         await log_audit_event(
             "APPOINTMENT_CREATED",
             "appointment",

@@ -77,7 +77,7 @@ async def test_stop_postgres_during_a_steady_stream(
 
     chaos_task = asyncio.create_task(chaos())
     start = time.monotonic()
-    with audit_context(actor=a.owner, org_id=a.org_id):
+    with audit_context(actor_id=a.owner, org_id=a.org_id):
         i = 0
         while (elapsed := time.monotonic() - start) < seconds:
             due = int(elapsed * rate)
@@ -232,7 +232,7 @@ async def test_slow_database_spools_within_the_deadline(
     await locked.wait()
 
     async def producer(p: int) -> None:
-        with audit_context(actor=a.owner, org_id=a.org_id):
+        with audit_context(actor_id=a.owner, org_id=a.org_id):
             for i in range(10):
                 t0 = time.monotonic()
                 event = await log_audit_event("PROFILE_VIEWED", "profile", f"slow-{p}-{i}")
@@ -282,7 +282,7 @@ async def test_every_action_refused_when_database_and_spool_are_both_gone(
     configure_audit(service)
     await service.start()
     try:
-        with audit_context(actor=a.expert, org_id=a.org_id):
+        with audit_context(actor_id=a.expert, org_id=a.org_id):
             with pytest.raises(AuditUnavailableError):
                 await log_audit_event(
                     "MEDICAL_RECORD_VIEWED",

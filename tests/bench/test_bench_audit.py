@@ -25,7 +25,7 @@ def test_the_mix_exercises_minimising_masking_and_nested_metadata() -> None:
     catalog = build_catalog()
     masker = Masker(b"k" * 32, catalog.sensitive_fields)
     minimised = masked = nested = writes_with_changes = 0
-    with audit_context(actor="user_x", org_id=uuid.uuid4()) as ctx:
+    with audit_context(actor_id="user_x", org_id=uuid.uuid4()) as ctx:
         for i in range(len(MIX) * 3):
             action, rtype, rid, changes, metadata, subject = call_args(i)
             event, spec = build_event(

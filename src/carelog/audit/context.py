@@ -50,7 +50,7 @@ class AuditContext:
             raise MissingAuditContextError(
                 "no actor and organization in the audit context",
                 hint="call inside a request (AuditContextMiddleware + authentication) or wrap "
-                "the code in audit_context(actor=..., org_id=...)",
+                "the code in audit_context(actor_id=..., org_id=...)",
             )
         return self.actor_id, self.org_id
 
@@ -63,7 +63,7 @@ def current_context() -> AuditContext:
     if ctx is None:
         raise MissingAuditContextError(
             "log_audit_event was called outside any audit context",
-            hint="wrap webhooks, jobs and scripts in audit_context(actor='system:<name>', "
+            hint="wrap webhooks, jobs and scripts in audit_context(actor_id='system:<name>', "
             "org_id=...); requests get one from AuditContextMiddleware",
         )
     return ctx
@@ -75,16 +75,30 @@ def _org(org_id: uuid.UUID | str | None) -> uuid.UUID | None:
     return parse_uuid(org_id, field="org_id", error=AuditInputError)
 
 
-def _actor(actor: str | None) -> str | None:
-    if actor is None:
+def _actor(actor_id: str | None, field: str = "actor_id") -> str | None:
+    if actor_id is None:
         return None
-    if not isinstance(actor, str) or not actor.strip() or len(actor) > 256:
+    if not isinstance(actor_id, str) or not actor_id.strip() or len(actor_id) > 256:
         raise AuditInputError(
-            "actor must be a non-empty id of at most 256 characters", field="actor"
+            f"{field} must be a non-empty id of at most 256 characters", field=field
         )
-    if actor.startswith(SYSTEM_PREFIX) and len(actor) == len(SYSTEM_PREFIX):
-        raise AuditInputError("system actors are named 'system:<name>'", field="actor")
-    return actor
+    if actor_id.startswith(SYSTEM_PREFIX) and len(actor_id) == len(SYSTEM_PREFIX):
+        raise AuditInputError("system actors are named 'system:<name>'", field=field)
+    return actor_id
+
+
+def _one_actor(actor_id: str | None, actor: str | None) -> str:
+    """``actor`` is the first release's spelling of ``actor_id``: code written against it keeps
+    running, and giving both (or neither) is refused rather than one silently winning."""
+    if (actor_id is None) == (actor is None):
+        raise AuditInputError(
+            "give the actor once, as actor_id",
+            field="actor_id",
+            hint="audit_context(actor_id='system:<name>' or a WorkOS user id, org_id=...)",
+        )
+    chosen = _actor(actor_id) if actor is None else _actor(actor, "actor")
+    assert chosen is not None
+    return chosen
 
 
 def normalise_ip(value: str | None) -> str | None:
@@ -100,15 +114,19 @@ def normalise_ip(value: str | None) -> str | None:
 @contextmanager
 def audit_context(
     *,
-    actor: str,
+    actor_id: str | None = None,
     org_id: uuid.UUID | str,
     ip_address: str | None = None,
     user_agent: str | None = None,
     request_id: str | None = None,
+    actor: str | None = None,
 ) -> Iterator[AuditContext]:
-    """Set the audit context for a webhook, job or script (works in sync and async code)."""
+    """Set the audit context for a webhook, job or script (works in sync and async code).
+
+    ``actor_id`` is a WorkOS user id or a system actor ``system:<name>``; ``actor`` is accepted
+    as its earlier spelling."""
     ctx = AuditContext(
-        actor_id=_actor(actor),
+        actor_id=_one_actor(actor_id, actor),
         org_id=_org(org_id),
         ip_address=normalise_ip(ip_address),
         user_agent=(user_agent or None) and user_agent[:512],
@@ -122,7 +140,7 @@ def audit_context(
 
 
 def bind_actor(
-    actor: str,
+    actor_id: str,
     org_id: uuid.UUID | str,
     *,
     impersonator: str | None = None,
@@ -130,9 +148,9 @@ def bind_actor(
 ) -> AuditContext:
     """Called by authentication once the identity is verified, inside the request's context."""
     ctx = current_context()
-    ctx.actor_id = _actor(actor)
+    ctx.actor_id = _actor(actor_id)
     ctx.org_id = _org(org_id)
-    ctx.impersonator = _actor(impersonator)
+    ctx.impersonator = _actor(impersonator, "impersonator")
     ctx.session_id = session_id[:256] if impersonator and session_id else None
     return ctx
 

@@ -51,6 +51,11 @@ class AuditEvent:
 
     Not frozen: a frozen dataclass pays ``object.__setattr__`` per field, and this object is
     built once per audit call on the hot path; nothing mutates it after ``build_event``.
+
+    The actor is ``actor_id`` everywhere in code; only the column (and so this mirror of it,
+    the export's and the integrity format's field) keeps the name ``workos_user_id``, because
+    renaming a column of an append-only, hash-chained table would change the canonical bytes of
+    every sealed event.
     """
 
     id: uuid.UUID
@@ -71,6 +76,10 @@ class AuditEvent:
     created_at: datetime
     source: str = "live"
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def actor_id(self) -> str:
+        return self.workos_user_id
 
     def as_row(self) -> dict[str, Any]:
         """Column values for an ORM/Core insert (``metadata`` is a reserved ORM name)."""

@@ -77,7 +77,7 @@ def workos_event(record: AuditRecord) -> dict[str, Any]:
         "action": record.action,
         "occurred_at": record.created_at.isoformat(),
         "version": record.schema_version,
-        "actor": {"id": record.workos_user_id, "type": record.actor_type},
+        "actor": {"id": record.actor_id, "type": record.actor_type},
         "targets": [
             {"id": record.resource_id or record.resource_type, "type": record.resource_type}
         ],
@@ -384,5 +384,5 @@ async def _log(
     if ctx is not None and ctx.actor_id and ctx.org_id is not None:
         await log_audit_event(action, "audit_log", str(export_id), None, metadata)
         return
-    with audit_context(actor=requested_by, org_id=org_id):
+    with audit_context(actor_id=requested_by, org_id=org_id):
         await log_audit_event(action, "audit_log", str(export_id), None, metadata)

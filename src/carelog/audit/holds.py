@@ -29,7 +29,7 @@ ALL_CATEGORIES = "*"
 
 async def _record(
     org_id: uuid.UUID,
-    actor: str,
+    actor_id: str,
     action: str,
     resource_id: str,
     changes: dict[str, Any] | None,
@@ -41,7 +41,7 @@ async def _record(
     if ctx is not None and ctx.actor_id and ctx.org_id == org_id:
         await log_audit_event(action, "compliance", resource_id, changes, metadata)
         return
-    with audit_context(actor=actor, org_id=org_id):
+    with audit_context(actor_id=actor_id, org_id=org_id):
         await log_audit_event(action, "compliance", resource_id, changes, metadata)
 
 

@@ -167,7 +167,7 @@ class AccessEntry:
     def of(cls, record: AuditRecord) -> AccessEntry:
         return cls(
             at=record.created_at,
-            actor_id=record.workos_user_id,
+            actor_id=record.actor_id,
             actor_type=record.actor_type,
             action=record.action,
             resource_type=record.resource_type,

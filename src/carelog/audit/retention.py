@@ -207,7 +207,7 @@ class RetentionResult:
 
 
 async def _default_emit(org_id: uuid.UUID, metadata: Mapping[str, Any]) -> None:
-    with audit_context(actor=RETENTION_ACTOR, org_id=org_id):
+    with audit_context(actor_id=RETENTION_ACTOR, org_id=org_id):
         await log_audit_event(PURGE_ACTION, "audit_log", None, None, dict(metadata))
 
 

@@ -92,7 +92,7 @@ def prebuilt_events(service: AuditService, members: Sequence[Member], n: int) ->
         member = members[i % len(members)]
         action, resource_type, resource_id, changes, metadata, subject = call_args(i)
         with audit_context(
-            actor=member.user_id, org_id=member.org_id, ip_address="10.1.2.3", user_agent="bench"
+            actor_id=member.user_id, org_id=member.org_id, ip_address="10.1.2.3", user_agent="bench"
         ) as ctx:
             event, _ = build_event(
                 service.catalog,
@@ -254,7 +254,7 @@ async def _timed_producers(
         record = latencies.append
         clock = time.perf_counter
         with audit_context(
-            actor=member.user_id, org_id=member.org_id, ip_address="10.1.2.3", user_agent="bench"
+            actor_id=member.user_id, org_id=member.org_id, ip_address="10.1.2.3", user_agent="bench"
         ):
             await gate.wait()
             for k in range(count):

@@ -77,7 +77,7 @@ def build_filters(
     actions: list[str] | None = None,
     resource_types: list[str] | None = None,
     resource_id: str | None = None,
-    actor: str | None = None,
+    actor_id: str | None = None,
     subject: str | None = None,
     outcomes: list[str] | None = None,
     limit: int = 50,
@@ -88,7 +88,7 @@ def build_filters(
         actions=tuple(actions or ()),
         resource_types=tuple(resource_types or ()),
         resource_id=resource_id,
-        actor_id=actor,
+        actor_id=actor_id,
         data_subject_id=subject,
         outcomes=tuple(outcomes or ()),  # type: ignore[arg-type]  # validated by AuditFilters
         limit=limit,
@@ -106,7 +106,7 @@ def _run(work: Callable[[Scopes], Awaitable[T]]) -> T:
 
 
 async def _recorded(
-    actor: str,
+    actor_id: str,
     org_id: uuid.UUID,
     action: str,
     metadata: dict[str, Any],
@@ -115,7 +115,7 @@ async def _recorded(
 ) -> None:
     """Who read the trail is part of the trail: the same events as the API's reads, with
     ``via: cli``, attributed to ``--as``; durable before anything is printed."""
-    with audit_context(actor=actor, org_id=org_id):
+    with audit_context(actor_id=actor_id, org_id=org_id):
         await log_audit_event(
             action,
             "compliance",
@@ -150,7 +150,7 @@ def query(
     action: Actions = None,
     resource_type: ResourceTypes = None,
     resource_id: ResourceId = None,
-    actor: Actor = None,
+    actor_id: Actor = None,
     subject: Subject = None,
     outcome: Outcomes = None,
     limit: Annotated[int, typer.Option("--limit", help="Rows per page (1..1000).")] = 50,
@@ -159,7 +159,7 @@ def query(
     """One page of events, newest first; prints the cursor of the next page."""
     org_id = parse_org_id(org)
     filters = build_filters(
-        since, until, action, resource_type, resource_id, actor, subject, outcome, limit
+        since, until, action, resource_type, resource_id, actor_id, subject, outcome, limit
     )
 
     async def work(scopes: Scopes) -> None:
@@ -204,7 +204,7 @@ def export(
     action: Actions = None,
     resource_type: ResourceTypes = None,
     resource_id: ResourceId = None,
-    actor: Actor = None,
+    actor_id: Actor = None,
     subject: Subject = None,
     outcome: Outcomes = None,
     with_proofs: Annotated[
@@ -220,7 +220,7 @@ def export(
         raise AuditInputError(f"unknown format {fmt!r}", field="format", hint=", ".join(FORMATS))
     org_id = parse_org_id(org)
     filters = build_filters(
-        since, until, action, resource_type, resource_id, actor, subject, outcome
+        since, until, action, resource_type, resource_id, actor_id, subject, outcome
     )
     receipt = ExportReceipt()
 

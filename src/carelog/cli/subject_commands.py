@@ -201,7 +201,7 @@ def accounting(
 
     async def work(db: Database) -> Accounting:
         async with running(db) as (scopes, _directory, service):
-            with audit_context(actor=CLI_ACTOR, org_id=org_id):
+            with audit_context(actor_id=CLI_ACTOR, org_id=org_id):
                 async with scopes.system_scope(ACCOUNTING_ACTOR, org_id) as session:
                     result = await build_accounting(session, service.catalog, org_id, subject)
                 await log_audit_event(
@@ -231,7 +231,7 @@ def export_command(org: OrgOption, subject: SubjectOption, output: OutputOption 
     async def work(db: Database) -> dict[str, Any]:
         keyring = RecordKeyring.from_settings(db.settings)
         async with running(db) as (scopes, _directory, service):
-            with audit_context(actor=CLI_ACTOR, org_id=org_id):
+            with audit_context(actor_id=CLI_ACTOR, org_id=org_id):
                 return await export_subject(
                     scopes, service, keyring, org_id, subject, f"cli:{getpass.getuser()}"
                 )
@@ -256,7 +256,7 @@ def disclose(
 
     async def work(db: Database) -> uuid.UUID:
         async with running(db) as (scopes, _directory, _service):
-            with audit_context(actor=CLI_ACTOR, org_id=org_id):
+            with audit_context(actor_id=CLI_ACTOR, org_id=org_id):
                 async with scopes.system_scope(CLI_ACTOR, org_id) as session:
                     return await record_disclosure(
                         session,

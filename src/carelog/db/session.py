@@ -59,10 +59,12 @@ def _check_user_id(user_id: str) -> str:
     return user_id
 
 
-def _check_system_actor(actor: str) -> str:
-    if not actor.startswith(SYSTEM_ACTOR_PREFIX) or len(actor) <= len(SYSTEM_ACTOR_PREFIX):
-        raise CarelogError(f"system actor {actor!r} must look like 'system:<name>'", field="actor")
-    return actor
+def _check_system_actor(actor_id: str) -> str:
+    if not actor_id.startswith(SYSTEM_ACTOR_PREFIX) or len(actor_id) <= len(SYSTEM_ACTOR_PREFIX):
+        raise CarelogError(
+            f"system actor {actor_id!r} must look like 'system:<name>'", field="actor_id"
+        )
+    return actor_id
 
 
 @dataclass
@@ -110,17 +112,17 @@ class Scopes:
 
     @asynccontextmanager
     async def system_scope(
-        self, actor: str, org_id: uuid.UUID | str
+        self, actor_id: str, org_id: uuid.UUID | str
     ) -> AsyncIterator[AsyncSession]:
         """A webhook or job acting for one explicit organization (never 'all orgs')."""
         async with self._unit(
-            self._system, _check_system_actor(actor), str(parse_org_id(org_id))
+            self._system, _check_system_actor(actor_id), str(parse_org_id(org_id))
         ) as s:
             yield s
 
     @asynccontextmanager
     async def maintenance_scope(
-        self, actor: str, org_id: uuid.UUID | str
+        self, actor_id: str, org_id: uuid.UUID | str
     ) -> AsyncIterator[AsyncSession]:
         """A maintenance job (retention purge) for one organization: the only role that may
         run the purge functions, so neither a request nor a webhook can ever delete events.
@@ -130,7 +132,7 @@ class Scopes:
                 self.database.async_engine("maintenance"), expire_on_commit=False
             )
         async with self._unit(
-            self._maintenance, _check_system_actor(actor), str(parse_org_id(org_id))
+            self._maintenance, _check_system_actor(actor_id), str(parse_org_id(org_id))
         ) as s:
             yield s
 

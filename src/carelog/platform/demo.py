@@ -133,7 +133,7 @@ async def _ensure_membership(
 async def _seed_patient(scopes: Scopes, tally: _Tally, patient: Person) -> uuid.UUID:
     """A patient owns a personal organization; their bookings point at it as guest_org_id."""
     org_id = demo_uuid(patient.personal_slug, "org")
-    with audit_context(actor=ACTOR, org_id=org_id):
+    with audit_context(actor_id=ACTOR, org_id=org_id):
         return await _seed_patient_org(scopes, tally, patient, org_id)
 
 
@@ -160,7 +160,7 @@ async def _seed_clinic(
     """The clinic, its owner and experts (with everything they need to take bookings),
     the bookings, and the notes of past bookings, in one unit of work."""
     org_id = demo_uuid(clinic.slug, "org")
-    with audit_context(actor=ACTOR, org_id=org_id):
+    with audit_context(actor_id=ACTOR, org_id=org_id):
         return await _seed_clinic_org(scopes, tally, keyring, clinic, personal_orgs, today, org_id)
 
 

@@ -151,16 +151,16 @@ async def record_refusal(request: Request, status: int, code: str | None) -> int
                 owner_org=owner,
             )
         return None
-    actor = ANONYMOUS_ACTOR
+    actor_id = ANONYMOUS_ACTOR
     if claims is not None:
-        actor = claims.user_id
+        actor_id = claims.user_id
         if owner is None and claims.org is not None:
             owner = await _owner_of(scopes, "organizations", claims.org)
     if owner is None:
         return None
     ctx = snapshot()
     with audit_context(
-        actor=actor,
+        actor_id=actor_id,
         org_id=owner,
         ip_address=ctx.ip_address if ctx else None,
         user_agent=ctx.user_agent if ctx else None,

@@ -335,7 +335,7 @@ async def record_import_run(report: ImportReport, scopes: Scopes) -> int:
         return 0
     written = 0
     for org, n in sorted(report.counts.imported_by_org.items()):
-        with audit_context(actor=IMPORT_ACTOR, org_id=org):
+        with audit_context(actor_id=IMPORT_ACTOR, org_id=org):
             async with scopes.system_scope(IMPORT_ACTOR, org):
                 await log_audit_event(
                     "AUDIT_LOG_IMPORTED",

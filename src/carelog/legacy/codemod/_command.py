@@ -273,7 +273,7 @@ class AuditApiCodemod(VisitorBasedCodemodCommand):
                 call,
                 f"webhook call ({marker!r}) has no request context, so the new API would raise "
                 "MissingAuditContextError here: wrap it in "
-                f'`with audit_context(actor="{WEBHOOK_ACTOR}", org_id=...)` and rerun',
+                f'`with audit_context(actor_id="{WEBHOOK_ACTOR}", org_id=...)` and rerun',
             )
             return None
         mapped = map_names(self.vocabulary, values["action"], values["resource_type"])
