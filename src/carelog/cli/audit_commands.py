@@ -23,12 +23,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carelog.audit import audit_context, log_audit_event
+from carelog.audit import audit_context
 from carelog.audit.errors import AuditInputError
 from carelog.audit.export import FORMATS, ExportReceipt, export_audit_logs
 from carelog.audit.filters import AuditFilters
 from carelog.audit.query import AuditRecord, conditions, get_audit_logs
 from carelog.audit.report import access_report, compliance_report
+from carelog.audit.trail_reads import (
+    record_access_report,
+    record_compliance_report,
+    record_page_read,
+)
 from carelog.db.schema import AuditLog
 from carelog.db.session import Scopes, parse_org_id
 from carelog.runtime import running
@@ -105,25 +110,8 @@ def _run(work: Callable[[Scopes], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-async def _recorded(
-    actor_id: str,
-    org_id: uuid.UUID,
-    action: str,
-    metadata: dict[str, Any],
-    *,
-    data_subject: str | None = None,
-) -> None:
-    """Who read the trail is part of the trail: the same events as the API's reads, with
-    ``via: cli``, attributed to ``--as``; durable before anything is printed."""
-    with audit_context(actor_id=actor_id, org_id=org_id):
-        await log_audit_event(
-            action,
-            "compliance",
-            None,
-            None,
-            {**metadata, "via": "cli"},
-            data_subject=data_subject,
-        )
+#: How the trail's own read events name this surface (see ``carelog.audit.trail_reads``).
+VIA = "cli"
 
 
 def _records_table(items: list[AuditRecord]) -> Table:
@@ -165,12 +153,8 @@ def query(
     async def work(scopes: Scopes) -> None:
         async with scopes.org_scope(as_user, org_id) as session:
             page = await get_audit_logs(session, org_id, filters, cursor)
-        await _recorded(
-            as_user,
-            org_id,
-            "AUDIT_LOG_QUERIED",
-            {"filters": filters.to_json_dict(), "returned": len(page.items), "paged": bool(cursor)},
-        )
+        with audit_context(actor_id=as_user, org_id=org_id):
+            await record_page_read(filters, len(page.items), paged=bool(cursor), via=VIA)
         out.print(_records_table(page.items))
         out.print(f"{len(page.items)} event(s)")
         if page.next_cursor:
@@ -308,12 +292,8 @@ def report(
     async def work(scopes: Scopes) -> None:
         async with scopes.org_scope(as_user, org_id) as session:
             rep = await compliance_report(session, org_id, start, end, build_catalog(), top_n=top)
-        await _recorded(
-            as_user,
-            org_id,
-            "COMPLIANCE_REPORT_GENERATED",
-            {"kind": "compliance", "since": start.isoformat(), "until": end.isoformat()},
-        )
+        with audit_context(actor_id=as_user, org_id=org_id):
+            await record_compliance_report(start, end, via=VIA)
         summary = Table("measure", "count", title=f"{rep.start} .. {rep.end}")
         for label, value in (
             ("events", rep.total),
@@ -357,13 +337,8 @@ def access_report_command(
             entries = await access_report(
                 session, org_id, subject, filters.start, filters.end, limit=limit
             )
-        await _recorded(
-            as_user,
-            org_id,
-            "COMPLIANCE_REPORT_GENERATED",
-            {"kind": "access", "entries": len(entries)},
-            data_subject=subject,
-        )
+        with audit_context(actor_id=as_user, org_id=org_id):
+            await record_access_report(subject, len(entries), via=VIA)
         table = Table("time (UTC)", "actor", "action", "resource", "outcome", "ip", "user agent")
         for e in entries:
             table.add_row(
