@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import sqlalchemy as sa
@@ -18,6 +18,22 @@ from carelog.platform.services import services
 
 EXPERT_ROLES = ("expert_top", "expert_community", "expert_lecturer")
 SETUP_STEPS = ("profile", "availability", "events", "identity", "payment")
+
+#: An expert is a ``users`` row with an expert role, or an extra ``roles`` row granting one.
+IS_EXPERT = sa.text(
+    "select exists(select 1 from users where workos_user_id = :user_id and role = any(:roles))"
+    " or exists(select 1 from roles where workos_user_id = :user_id and role = any(:roles))"
+)
+#: One statement per onboarding step: a column name cannot be a bind parameter, so each step's
+#: statement is spelled out from the fixed list above, never from a request. ``and not`` keeps
+#: a ticked step from being rewritten (a step is never un-ticked).
+MARK_SETUP_STEP: Mapping[str, sa.TextClause] = {
+    step: sa.text(
+        f"update expert_setup set {step}_completed = true"
+        f" where org_id = :org_id and workos_user_id = :user_id and not {step}_completed"
+    )
+    for step in SETUP_STEPS
+}
 
 
 def get_scopes(request: Request) -> Scopes:
@@ -41,13 +57,7 @@ def system_audit(actor: str, org_id: uuid.UUID) -> Iterator[AuditContext]:
 
 async def require_expert(session: AsyncSession, user_id: str) -> None:
     """Experts only: the application role in ``users`` or an extra ``roles`` row decides."""
-    found = await session.scalar(
-        sa.text(
-            "select exists(select 1 from users where workos_user_id = :u and role = any(:r))"
-            " or exists(select 1 from roles where workos_user_id = :u and role = any(:r))"
-        ),
-        {"u": user_id, "r": list(EXPERT_ROLES)},
-    )
+    found = await session.scalar(IS_EXPERT, {"user_id": user_id, "roles": list(EXPERT_ROLES)})
     if not found:
         raise forbidden("only experts can do this", hint="apply to become an expert first")
 
@@ -56,13 +66,7 @@ async def mark_setup_step(
     session: AsyncSession, org_id: uuid.UUID, user_id: str, step: str
 ) -> None:
     """Tick one onboarding step (never un-ticks, as in the reference); no row, nothing to do."""
-    if step not in SETUP_STEPS:
+    statement = MARK_SETUP_STEP.get(step)
+    if statement is None:
         raise ValueError(step)
-    column = f"{step}_completed"  # from the fixed list above, never from a request
-    await session.execute(
-        sa.text(
-            f"update expert_setup set {column} = true"
-            f" where org_id = :o and workos_user_id = :u and not {column}"
-        ),
-        {"o": org_id, "u": user_id},
-    )
+    await session.execute(statement, {"org_id": org_id, "user_id": user_id})

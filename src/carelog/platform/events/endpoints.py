@@ -18,23 +18,17 @@ router = APIRouter(
 
 @router.post("", status_code=201, responses=error_responses(409), summary="Create an event type")
 async def post_event(body: EventIn, unit: Unit) -> EventOut:
-    return await service.create_event(
-        unit.session, unit.identity.org_id, unit.identity.user_id, body
-    )
+    return await service.create_event(unit, body)
 
 
 @router.put("/order", responses=error_responses(404), summary="Reorder my event types")
 async def put_order(body: EventOrderIn, unit: Unit) -> list[EventOut]:
-    return await service.reorder_events(
-        unit.session, unit.identity.org_id, unit.identity.user_id, body
-    )
+    return await service.reorder_events(unit, body)
 
 
 @router.patch("/{event_id}", responses=error_responses(404, 409), summary="Change an event type")
 async def patch_event(event_id: uuid.UUID, body: EventPatch, unit: Unit) -> EventOut:
-    return await service.update_event(
-        unit.session, unit.identity.org_id, unit.identity.user_id, event_id, body
-    )
+    return await service.update_event(unit, event_id, body)
 
 
 @router.delete(
@@ -44,5 +38,5 @@ async def patch_event(event_id: uuid.UUID, body: EventPatch, unit: Unit) -> Even
     summary="Delete an event type without meetings",
 )
 async def delete_event(event_id: uuid.UUID, unit: Unit) -> Response:
-    await service.delete_event(unit.session, unit.identity.org_id, unit.identity.user_id, event_id)
+    await service.delete_event(unit, event_id)
     return Response(status_code=204)

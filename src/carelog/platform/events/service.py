@@ -11,19 +11,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit import log_audit_event
+from carelog.platform.auth.dependencies import RequestUnit
 from carelog.platform.common import mark_setup_step, require_expert
 from carelog.platform.errors import ApiError, conflict, not_found
+from carelog.platform.events import queries
 from carelog.platform.events.schemas import EventIn, EventOrderIn, EventOut, EventPatch
-
-_COLUMNS = (
-    'id, name, slug, description, duration_in_minutes, is_active, "order", price, currency,'
-    " stripe_product_id, stripe_price_id"
-)
 
 
 def _out(row: Any) -> EventOut:
@@ -40,80 +35,45 @@ def _slug_taken(exc: IntegrityError) -> ApiError:
     raise exc
 
 
-async def _owned(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, event_id: uuid.UUID
-) -> EventOut:
-    row = (
-        await session.execute(
-            sa.text(
-                f"select {_COLUMNS} from events where id = :i and org_id = :o"
-                " and workos_user_id = :u for update"
-            ),
-            {"i": event_id, "o": org_id, "u": user_id},
-        )
-    ).first()
+async def _owned(unit: RequestUnit, event_id: uuid.UUID) -> EventOut:
+    me = unit.identity
+    row = await queries.owned_event_for_update(unit.session, me.org_id, me.user_id, event_id)
     if row is None:
         raise not_found("event")
     return _out(row)
 
 
-async def create_event(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, data: EventIn
-) -> EventOut:
-    await require_expert(session, user_id)
-    values = data.model_dump()
+async def create_event(unit: RequestUnit, data: EventIn) -> EventOut:
+    session, me = unit.session, unit.identity
+    await require_expert(session, me.user_id)
     try:
         async with session.begin_nested():
-            row = (
-                await session.execute(
-                    sa.text(
-                        "insert into events (org_id, workos_user_id, name, slug, description,"
-                        ' duration_in_minutes, is_active, "order", price, currency,'
-                        " stripe_product_id, stripe_price_id)"
-                        " values (:o, :u, :name, :slug, :description, :duration_in_minutes,"
-                        ' :is_active, (select coalesce(max("order") + 1, 0) from events'
-                        "   where org_id = :o and workos_user_id = :u),"
-                        " :price, :currency, :stripe_product_id, :stripe_price_id)"
-                        f" returning {_COLUMNS}"
-                    ),
-                    {"o": org_id, "u": user_id, **values},
-                )
-            ).one()
+            row = await queries.insert_event(session, me.org_id, me.user_id, data.model_dump())
     except IntegrityError as exc:
         raise _slug_taken(exc) from None
     event = _out(row)
     if event.is_active:
-        await mark_setup_step(session, org_id, user_id, "events")
+        await mark_setup_step(session, me.org_id, me.user_id, "events")
     await log_audit_event(
         "EVENT_TYPE_CREATED", "event_type", event.id, {"new_values": _audit_values(event)}
     )
     return event
 
 
-async def update_event(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, event_id: uuid.UUID, data: EventPatch
-) -> EventOut:
-    old = await _owned(session, org_id, user_id, event_id)
+async def update_event(unit: RequestUnit, event_id: uuid.UUID, data: EventPatch) -> EventOut:
+    session, me = unit.session, unit.identity
+    old = await _owned(unit, event_id)
     changes = data.model_dump(exclude_unset=True)
     if not changes:
         return old
-    sets = ", ".join(f'"{k}" = :{k}' for k in changes)
     try:
         async with session.begin_nested():
-            row = (
-                await session.execute(
-                    sa.text(
-                        f"update events set {sets} where id = :i and org_id = :o"
-                        f" and workos_user_id = :u returning {_COLUMNS}"
-                    ),
-                    {"i": event_id, "o": org_id, "u": user_id, **changes},
-                )
-            ).one()
+            row = await queries.update_event(session, me.org_id, me.user_id, event_id, changes)
     except IntegrityError as exc:
         raise _slug_taken(exc) from None
     new = _out(row)
     if new.is_active:
-        await mark_setup_step(session, org_id, user_id, "events")
+        await mark_setup_step(session, me.org_id, me.user_id, "events")
     # log_audit_event keeps only the fields whose value changed.
     await log_audit_event(
         "EVENT_TYPE_UPDATED",
@@ -124,14 +84,10 @@ async def update_event(
     return new
 
 
-async def delete_event(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, event_id: uuid.UUID
-) -> None:
-    old = await _owned(session, org_id, user_id, event_id)
-    meetings = await session.scalar(
-        sa.text("select count(*) from meetings where org_id = :o and event_id = :i"),
-        {"o": org_id, "i": event_id},
-    )
+async def delete_event(unit: RequestUnit, event_id: uuid.UUID) -> None:
+    session, me = unit.session, unit.identity
+    old = await _owned(unit, event_id)
+    meetings = await queries.count_event_meetings(session, me.org_id, event_id)
     refusal = conflict(
         "this event has meetings and cannot be deleted",
         "EVENT_HAS_MEETINGS",
@@ -142,10 +98,7 @@ async def delete_event(
         raise refusal
     try:
         async with session.begin_nested():
-            await session.execute(
-                sa.text("delete from events where id = :i and org_id = :o and workos_user_id = :u"),
-                {"i": event_id, "o": org_id, "u": user_id},
-            )
+            await queries.delete_event(session, me.org_id, me.user_id, event_id)
     except IntegrityError:  # a meeting or hold appeared in between: RESTRICT decides
         raise refusal from None
     await log_audit_event(
@@ -153,28 +106,16 @@ async def delete_event(
     )
 
 
-async def reorder_events(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, data: EventOrderIn
-) -> list[EventOut]:
-    rows = (
-        await session.execute(
-            sa.text(
-                'select id, "order" from events where org_id = :o and workos_user_id = :u'
-                " for update"
-            ),
-            {"o": org_id, "u": user_id},
-        )
-    ).all()
+async def reorder_events(unit: RequestUnit, data: EventOrderIn) -> list[EventOut]:
+    session, me = unit.session, unit.identity
+    rows = await queries.event_orders_for_update(session, me.org_id, me.user_id)
     old = {str(r.id): r.order for r in rows}
     unknown = [str(i) for i in data.event_ids if str(i) not in old]
     if unknown:
         raise not_found(f"event {unknown[0]}", field="event_ids")
     new = {str(i): pos for pos, i in enumerate(data.event_ids)}
-    await session.execute(
-        sa.text(
-            'update events set "order" = :n where id = :i and org_id = :o and workos_user_id = :u'
-        ),
-        [{"n": n, "i": uuid.UUID(i), "o": org_id, "u": user_id} for i, n in new.items()],
+    await queries.set_event_orders(
+        session, me.org_id, me.user_id, {uuid.UUID(i): n for i, n in new.items()}
     )
     await log_audit_event(
         "EVENT_TYPES_REORDERED",
@@ -183,11 +124,4 @@ async def reorder_events(
         {"old_values": {"order": {k: old[k] for k in new}}, "new_values": {"order": new}},
         {"event_ids": list(new)},
     )
-    result = await session.execute(
-        sa.text(
-            f"select {_COLUMNS} from events where org_id = :o and workos_user_id = :u"
-            ' order by "order", name'
-        ),
-        {"o": org_id, "u": user_id},
-    )
-    return [_out(r) for r in result]
+    return [_out(r) for r in await queries.list_events(session, me.org_id, me.user_id)]

@@ -20,8 +20,7 @@ router = APIRouter(
 
 @router.put("", summary="Create or replace my expert profile")
 async def put_profile(body: ProfileIn, unit: Unit) -> ProfileOut:
-    me = unit.identity
-    return await service.save_profile(unit.session, me.org_id, me.user_id, body)
+    return await service.save_profile(unit, body)
 
 
 @router.post(
@@ -30,11 +29,8 @@ async def put_profile(body: ProfileIn, unit: Unit) -> ProfileOut:
     summary="Publish my profile (first time: accept the agreement)",
 )
 async def publish(request: Request, unit: Unit) -> ProfileOut:
-    me = unit.identity
     version = services(request).settings.practitioner_agreement_version
-    return await service.set_published(
-        unit.session, me.org_id, me.user_id, publish=True, agreement_version=version
-    )
+    return await service.set_published(unit, publish=True, agreement_version=version)
 
 
 @router.post(
@@ -43,5 +39,4 @@ async def publish(request: Request, unit: Unit) -> ProfileOut:
     summary="Hide my profile from the public catalogue",
 )
 async def unpublish(unit: Unit) -> ProfileOut:
-    me = unit.identity
-    return await service.set_published(unit.session, me.org_id, me.user_id, publish=False)
+    return await service.set_published(unit, publish=False)

@@ -18,9 +18,7 @@ router = APIRouter(
 
 @router.put("", summary="Replace the timezone and weekly availabilities")
 async def put_schedule(body: ScheduleIn, unit: Unit) -> ScheduleOut:
-    return await service.save_schedule(
-        unit.session, unit.identity.org_id, unit.identity.user_id, body
-    )
+    return await service.save_schedule(unit, body)
 
 
 @router.post(
@@ -30,9 +28,7 @@ async def put_schedule(body: ScheduleIn, unit: Unit) -> ScheduleOut:
     summary="Block a whole day",
 )
 async def post_blocked_date(body: BlockedDateIn, unit: Unit) -> BlockedDateOut:
-    return await service.add_blocked_date(
-        unit.session, unit.identity.org_id, unit.identity.user_id, body
-    )
+    return await service.add_blocked_date(unit, body)
 
 
 @router.delete(
@@ -44,7 +40,5 @@ async def post_blocked_date(body: BlockedDateIn, unit: Unit) -> BlockedDateOut:
 async def delete_blocked_date(
     blocked_id: Annotated[int, Path(ge=1, le=INT4_MAX)], unit: Unit
 ) -> Response:
-    await service.remove_blocked_date(
-        unit.session, unit.identity.org_id, unit.identity.user_id, blocked_id
-    )
+    await service.remove_blocked_date(unit, blocked_id)
     return Response(status_code=204)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import uuid
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit import log_audit_event
+from carelog.platform.auth.dependencies import RequestUnit
 from carelog.platform.common import mark_setup_step, require_expert
 from carelog.platform.errors import conflict, not_found
+from carelog.platform.schedule import queries
 from carelog.platform.schedule.schemas import (
     Availability,
     BlockedDateIn,
@@ -25,80 +26,43 @@ from carelog.platform.schedule.schemas import (
 )
 
 
-async def _current(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str
-) -> tuple[uuid.UUID | None, dict[str, object] | None]:
-    row = (
-        await session.execute(
-            sa.text(
-                "select id, timezone from schedules where org_id = :o and workos_user_id = :u"
-                " for update"
-            ),
-            {"o": org_id, "u": user_id},
-        )
-    ).first()
+async def _current(unit: RequestUnit) -> tuple[uuid.UUID | None, dict[str, object] | None]:
+    me = unit.identity
+    row = await queries.schedule_for_update(unit.session, me.org_id, me.user_id)
     if row is None:
         return None, None
-    windows = await _windows(session, row.id)
+    windows = await _windows(unit.session, row.id)
     return row.id, {"timezone": row.timezone, "availabilities": windows}
 
 
 async def _windows(session: AsyncSession, schedule_id: uuid.UUID) -> list[dict[str, str]]:
-    rows = await session.execute(
-        sa.text(
-            "select day_of_week::text as d, start_time, end_time from schedule_availabilities"
-            " where schedule_id = :s order by array_position(enum_range(null::day), day_of_week),"
-            " start_time"
-        ),
-        {"s": schedule_id},
-    )
     return [
         {
             "day_of_week": r.d,
             "start_time": r.start_time.strftime("%H:%M"),
             "end_time": r.end_time.strftime("%H:%M"),
         }
-        for r in rows
+        for r in await queries.schedule_windows(session, schedule_id)
     ]
 
 
-async def save_schedule(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, data: ScheduleIn
-) -> ScheduleOut:
-    await require_expert(session, user_id)
-    _, old = await _current(session, org_id, user_id)
-    schedule_id = (
-        await session.execute(
-            sa.text(
-                "insert into schedules (org_id, workos_user_id, timezone) values (:o, :u, :tz)"
-                " on conflict (org_id, workos_user_id) do update set timezone = excluded.timezone"
-                " returning id"
-            ),
-            {"o": org_id, "u": user_id, "tz": data.timezone},
-        )
-    ).scalar_one()
-    await session.execute(
-        sa.text("delete from schedule_availabilities where schedule_id = :s"), {"s": schedule_id}
-    )
+async def save_schedule(unit: RequestUnit, data: ScheduleIn) -> ScheduleOut:
+    session, me = unit.session, unit.identity
+    await require_expert(session, me.user_id)
+    _, old = await _current(unit)
+    schedule_id = await queries.upsert_schedule(session, me.org_id, me.user_id, data.timezone)
+    await queries.delete_schedule_windows(session, schedule_id)
     if data.availabilities:
-        await session.execute(
-            sa.text(
-                "insert into schedule_availabilities"
-                " (org_id, schedule_id, day_of_week, start_time, end_time)"
-                " values (:o, :s, cast(:d as day), cast(:st as time), cast(:et as time))"
-            ),
+        await queries.insert_schedule_windows(
+            session,
+            me.org_id,
+            schedule_id,
             [
-                {
-                    "o": org_id,
-                    "s": schedule_id,
-                    "d": a.day_of_week.value,
-                    "st": a.start_time,
-                    "et": a.end_time,
-                }
+                queries.Window(a.day_of_week.value, a.start_time, a.end_time)
                 for a in data.availabilities
             ],
         )
-        await mark_setup_step(session, org_id, user_id, "availability")
+        await mark_setup_step(session, me.org_id, me.user_id, "availability")
     windows = await _windows(session, schedule_id)
     new = {"timezone": data.timezone, "availabilities": windows}
     await log_audit_event(
@@ -115,27 +79,14 @@ async def save_schedule(
     )
 
 
-async def add_blocked_date(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, data: BlockedDateIn
-) -> BlockedDateOut:
-    await require_expert(session, user_id)
+async def add_blocked_date(unit: RequestUnit, data: BlockedDateIn) -> BlockedDateOut:
+    session, me = unit.session, unit.identity
+    await require_expert(session, me.user_id)
     try:
         async with session.begin_nested():
-            new_id = (
-                await session.execute(
-                    sa.text(
-                        "insert into blocked_dates (org_id, workos_user_id, date, timezone, reason)"
-                        " values (:o, :u, :d, :tz, :r) returning id"
-                    ),
-                    {
-                        "o": org_id,
-                        "u": user_id,
-                        "d": data.date,
-                        "tz": data.timezone,
-                        "r": data.reason,
-                    },
-                )
-            ).scalar_one()
+            new_id = await queries.insert_blocked_date(
+                session, me.org_id, me.user_id, data.date, data.timezone, data.reason
+            )
     except IntegrityError:
         raise conflict(
             "this date is already blocked", "BLOCKED_DATE_EXISTS", field="date"
@@ -151,18 +102,9 @@ async def add_blocked_date(
     return BlockedDateOut(id=new_id, date=data.date, timezone=data.timezone, reason=data.reason)
 
 
-async def remove_blocked_date(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, blocked_id: int
-) -> None:
-    row = (
-        await session.execute(
-            sa.text(
-                "delete from blocked_dates where id = :i and org_id = :o and workos_user_id = :u"
-                " returning date, timezone"
-            ),
-            {"i": blocked_id, "o": org_id, "u": user_id},
-        )
-    ).first()
+async def remove_blocked_date(unit: RequestUnit, blocked_id: int) -> None:
+    me = unit.identity
+    row = await queries.delete_blocked_date(unit.session, me.org_id, me.user_id, blocked_id)
     if row is None:
         raise not_found("blocked date")
     await log_audit_event(
