@@ -49,8 +49,8 @@ _LOG = cast(sa.Table, AuditLog.__table__).c
 _SUBJECTS = cast(sa.Table, DataSubject.__table__).c
 #: Each event's JSONL line rendered by PostgreSQL (``json_build_object`` keeps the column
 #: order; JSON values are embedded as stored, so a decimal keeps its digits), with whether its
-#: subject is erased and its format version beside it: Python only copies the bytes, except for
-#: the few rows that must be presented (below). Before, building an ``AuditRecord`` and
+#: subject is erased beside it: Python only copies the bytes, except for the few rows that must
+#: be presented (below). Before, building an ``AuditRecord`` and
 #: re-encoding it per row made the CLI export 7-10x slower than ``COPY (SELECT row_to_json…)``.
 _JSONL_COLUMNS = (
     sa.cast(
@@ -73,15 +73,17 @@ _JSONL_COLUMNS = (
             _SUBJECTS.erased_at.is_not(None),
         ),
     ).label("erased"),
-    _LOG.schema_version,
 )
 _ERASED_MARK = orjson.dumps(ERASED_VALUE).decode()
 
 
-def _jsonl_line(line: str, erased: bool, schema_version: int) -> bytes:
-    """One line as exported: as PostgreSQL rendered it, or presented when it holds sealed
-    values (format 2) of an erased subject or values stored as already erased."""
-    if schema_version < 2 and not erased and _ERASED_MARK not in line:
+def _jsonl_line(line: str, erased: bool) -> bytes:
+    """One line as exported: as PostgreSQL rendered it, or presented when its subject is erased
+    (sealed values become ``[erased]``) or it holds values stored as already erased.
+
+    Whatever the format version: :func:`present` changes nothing else, so every line of a
+    subject that is not erased (the writer's format-2 lines included) is only copied."""
+    if not erased and _ERASED_MARK not in line:
         return line.encode() + b"\n"
     event = orjson.loads(line)
     for key in JSON_COLUMNS:
@@ -116,9 +118,9 @@ async def stream_jsonl(
         copying = cursor.copy(copy_sql, compiled.params)
         copy = await copying.__aenter__()
         try:
-            copy.set_types(["text", "bool", "int4"])
-            async for line, erased, version in copy.rows():
-                lines.append(_jsonl_line(line, erased, version))
+            copy.set_types(["text", "bool"])
+            async for line, erased in copy.rows():
+                lines.append(_jsonl_line(line, erased))
                 if len(lines) == batch_size:
                     if on_rows is not None:
                         on_rows(batch_size)

@@ -1,7 +1,9 @@
 """``carelog bench export``: the audit export against a raw ``COPY … row_to_json`` of the rows.
 
 Loads ``events`` realistic rows (changes on a quarter, metadata that varies in keys and
-nesting, IPv4 and IPv6) into one organization, then exports them, interleaved round by round:
+nesting, IPv4 and IPv6, the writer's format 2 with a tenth of format 1, a third naming a
+patient of whom one in a hundred is erased) into one organization, then exports them,
+interleaved round by round:
 
 - baseline: ``COPY (SELECT row_to_json(t) FROM audit_logs t WHERE org_id = … ORDER BY …)``
   to STDOUT on a plain psycopg connection as the app role with the owner's RLS context: what
@@ -59,8 +61,17 @@ SELECT gen_random_uuid(), %(org)s::uuid, 'user_bench_0_' || (i %% 40), 'user',
     CASE WHEN i %% 2 = 0 THEN '10.0.' || (i %% 250) || '.1' ELSE '2001:db8::' || (i %% 9999)
         END::inet,
     'Mozilla/5.0 (bench ' || (i %% 13) || ')', md5(i::text),
-    %(newest)s::timestamptz - make_interval(secs => i * 2), 'live', 1
+    %(newest)s::timestamptz - make_interval(secs => i * 2), 'live',
+    -- what the writer writes today (format 2), with a tenth from before sealing (format 1)
+    CASE WHEN i %% 10 = 0 THEN 1 ELSE 2 END
 FROM generate_series(1, %(n)s) AS i
+"""
+#: One patient in a hundred is erased, as in a clinic that has served erasure requests: their
+#: events' lines are the ones the export must present (sealed values shown as erased).
+_ERASED_SQL = """
+INSERT INTO data_subjects (id, org_id, subject_id, kind, erased_at)
+SELECT gen_random_uuid(), %(org)s::uuid, 'user_patient_' || k, 'workos', now()
+FROM generate_series(0, 4999, 100) AS k
 """
 _SET_CONTEXT = "SELECT set_config('app.user_id', %s, true), set_config('app.org_id', %s, true)"
 _COPY = (
@@ -186,6 +197,7 @@ def run_export_bench(
         with psycopg.connect(bench.conninfo("admin"), autocommit=True) as conn:
             conn.execute("SET synchronous_commit = off")  # the load only, never the runtime
             conn.execute(_LOAD_SQL, {"org": org, "newest": newest, "n": events})
+            conn.execute(_ERASED_SQL, {"org": org})
             conn.execute("ANALYZE audit_logs")
         load_seconds = time.perf_counter() - start
         echo(f"loaded in {load_seconds:.1f} s; measuring")
