@@ -37,4 +37,4 @@ async def book(
     summary="Cancel a meeting (its expert or its guest)",
 )
 async def cancel(meeting_id: uuid.UUID, unit: Unit) -> MeetingOut:
-    return await service.cancel(unit.session, unit.identity, meeting_id)
+    return await service.cancel(unit, meeting_id)

@@ -23,22 +23,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit import log_audit_event
 from carelog.db.session import Scopes
-from carelog.platform.auth import Identity
+from carelog.platform.auth.dependencies import RequestUnit
 from carelog.platform.common import system_audit
 from carelog.platform.errors import ApiError, conflict, forbidden, not_found
+from carelog.platform.meetings import queries
 from carelog.platform.meetings.schemas import BookingIn, MeetingOut
 from carelog.platform.meetings.slots import Rules, SlotRefusedError, check_slot
 from carelog.platform.subjects.identity import subject_directory
 
 PUBLIC_BOOKING_ACTOR = "system:public-booking"
 SLOT_INDEX = "uq_meetings_active_slot"
-_RETURNING = "id, event_id, start_time, end_time, timezone, status, stripe_payment_status"
 
 
 def slot_taken() -> ApiError:
@@ -76,34 +75,11 @@ class PaidBooking:
 
 async def _lock_rules(session: AsyncSession, org_id: uuid.UUID, expert: str) -> Rules | None:
     """Lock the expert's schedule row (serialises their bookings) and read the rules."""
-    schedule = (
-        await session.execute(
-            sa.text(
-                "select id, timezone from schedules where org_id = :o and workos_user_id = :u"
-                " for update"
-            ),
-            {"o": org_id, "u": expert},
-        )
-    ).first()
+    schedule = await queries.lock_schedule(session, org_id, expert)
     if schedule is None:
         return None
-    windows = await session.execute(
-        sa.text(
-            "select day_of_week::text as d, start_time, end_time from schedule_availabilities"
-            " where org_id = :o and schedule_id = :s"
-        ),
-        {"o": org_id, "s": schedule.id},
-    )
-    settings = (
-        await session.execute(
-            sa.text(
-                "select before_event_buffer, after_event_buffer, minimum_notice,"
-                " time_slot_interval, booking_window_days from scheduling_settings"
-                " where org_id = :o and workos_user_id = :u"
-            ),
-            {"o": org_id, "u": expert},
-        )
-    ).first()
+    windows = await queries.availability(session, org_id, schedule.id)
+    settings = await queries.scheduling_settings(session, org_id, expert)
     extra: dict[str, int] = {}
     if settings is not None:
         extra = {
@@ -113,11 +89,7 @@ async def _lock_rules(session: AsyncSession, org_id: uuid.UUID, expert: str) -> 
             "slot_interval": settings.time_slot_interval,
             "booking_window_days": settings.booking_window_days,
         }
-    return Rules(
-        timezone=schedule.timezone,
-        windows=[(w.d, w.start_time, w.end_time) for w in windows],
-        **extra,
-    )
+    return Rules(timezone=schedule.timezone, windows=windows, **extra)
 
 
 async def _check_against_bookings(
@@ -129,63 +101,25 @@ async def _check_against_bookings(
     end: dt.datetime,
     guest_email: str,
 ) -> None:
-    blocked = await session.execute(
-        sa.text(
-            "select date, timezone from blocked_dates where org_id = :o and workos_user_id = :u"
-        ),
-        {"o": org_id, "u": expert},
-    )
-    booked = await session.execute(
-        sa.text(
-            "select start_time, end_time from meetings where org_id = :o and workos_user_id = :u"
-            " and status = 'booked' and stripe_payment_status not in ('failed', 'refunded')"
-            " and start_time < :hi and end_time > :lo"
-        ),
-        {
-            "o": org_id,
-            "u": expert,
-            "lo": start - dt.timedelta(days=1),
-            "hi": end + dt.timedelta(days=1),
-        },
+    blocked = await queries.blocked_dates(session, org_id, expert)
+    booked = await queries.bookings_near(
+        session, org_id, expert, start - dt.timedelta(days=1), end + dt.timedelta(days=1)
     )
     now = dt.datetime.now(dt.UTC)
     try:
-        check_slot(
-            rules, start, end, now, [(r[0], r[1]) for r in blocked], [(r[0], r[1]) for r in booked]
-        )
+        check_slot(rules, start, end, now, blocked, booked)
     except SlotRefusedError as refused:
         if refused.taken:
             raise slot_taken() from None
         raise ApiError(
             refused.reason, status_code=422, code="INVALID_TIME_SLOT", field="start_time"
         ) from None
-    held = await session.scalar(
-        sa.text(
-            "select exists(select 1 from slot_reservations where org_id = :o"
-            " and workos_user_id = :u and expires_at > now() and start_time < :e"
-            " and end_time > :s and guest_email <> :g)"
-        ),
-        {"o": org_id, "u": expert, "s": start, "e": end, "g": guest_email},
-    )
-    if held:
+    if await queries.held_for_another_guest(session, org_id, expert, start, end, guest_email):
         raise conflict(
             "this slot is held for another guest during checkout",
             "SLOT_TEMPORARILY_RESERVED",
             field="start_time",
         )
-
-
-async def _insert(session: AsyncSession, values: dict[str, Any]) -> MeetingOut:
-    cols = ", ".join(values)
-    params = ", ".join(f":{k}" for k in values)
-    async with session.begin_nested():
-        row = (
-            await session.execute(
-                sa.text(f"insert into meetings ({cols}) values ({params}) returning {_RETURNING}"),
-                values,
-            )
-        ).one()
-    return MeetingOut.model_validate(dict(row._mapping))
 
 
 async def _audit_created(
@@ -220,6 +154,17 @@ async def check_paid_slot(
     guest_email: str,
 ) -> None:
     """The checks a free booking gets, before a paid one is sent to checkout (422/409)."""
+    await _check_bookable(session, org_id, expert, start, end, guest_email)
+
+
+async def _check_bookable(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    expert: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    guest_email: str,
+) -> None:
     rules = await _lock_rules(session, org_id, expert)
     if rules is None:
         raise ApiError(
@@ -234,15 +179,7 @@ async def check_paid_slot(
 async def book_free(scopes: Scopes, data: BookingIn) -> MeetingOut:
     """Public booking of a free event (paid events go through Stripe checkout)."""
     async with scopes.public_scope() as public:
-        event = (
-            await public.execute(
-                sa.text(
-                    "select org_id, workos_user_id, duration_in_minutes, price from events"
-                    " where id = :i and is_active"
-                ),
-                {"i": data.event_id},
-            )
-        ).first()
+        event = await queries.active_event(public, data.event_id)
     if event is None:
         raise not_found("event", field="event_id")
     if event.price > 0:
@@ -257,32 +194,19 @@ async def book_free(scopes: Scopes, data: BookingIn) -> MeetingOut:
     try:
         with system_audit(PUBLIC_BOOKING_ACTOR, event.org_id):
             async with scopes.system_scope(PUBLIC_BOOKING_ACTOR, event.org_id) as session:
-                rules = await _lock_rules(session, event.org_id, event.workos_user_id)
-                if rules is None:
-                    raise ApiError(
-                        "the expert has no schedule yet",
-                        status_code=422,
-                        code="INVALID_TIME_SLOT",
-                        field="start_time",
-                    )
-                await _check_against_bookings(
-                    session,
-                    event.org_id,
-                    event.workos_user_id,
-                    rules,
-                    start,
-                    end,
-                    data.guest_email,
+                await _check_bookable(
+                    session, event.org_id, event.workos_user_id, start, end, data.guest_email
                 )
                 subject = await subject_directory().resolve(
                     session, event.org_id, data.guest_email, data.guest_name
                 )
-                meeting = await _insert(
+                # Free: the statement itself sets the payment status, never the client.
+                row = await queries.insert_free_meeting(
                     session,
                     {
                         "org_id": event.org_id,
                         "event_id": data.event_id,
-                        "workos_user_id": event.workos_user_id,
+                        "expert_id": event.workos_user_id,
                         "data_subject_id": subject,
                         "guest_email": data.guest_email,
                         "guest_name": data.guest_name,
@@ -290,11 +214,9 @@ async def book_free(scopes: Scopes, data: BookingIn) -> MeetingOut:
                         "start_time": start,
                         "end_time": end,
                         "timezone": data.timezone,
-                        # Free: nothing to pay, decided here and never by the client.
-                        "stripe_payment_status": "succeeded",
-                        "stripe_amount": 0,
                     },
                 )
+                meeting = MeetingOut.model_validate(row)
                 await _audit_created(
                     meeting,
                     subject,
@@ -315,25 +237,10 @@ async def create_paid(session: AsyncSession, org_id: uuid.UUID, booking: PaidBoo
     the guest has paid, so only the database constraint can refuse it now (409 to the caller,
     which decides what to do with the payment).
     """
-    existing = (
-        await session.execute(
-            sa.text(
-                f"select {_RETURNING} from meetings where org_id = :o and stripe_session_id = :s"
-            ),
-            {"o": org_id, "s": booking.session_id},
-        )
-    ).first()
+    existing = await queries.meeting_of_checkout(session, org_id, booking.session_id)
     if existing is not None:
-        return MeetingOut.model_validate(dict(existing._mapping))
-    event = (
-        await session.execute(
-            sa.text(
-                "select duration_in_minutes from events where org_id = :o and id = :i"
-                " and workos_user_id = :u"
-            ),
-            {"o": org_id, "i": booking.event_id, "u": booking.expert_id},
-        )
-    ).first()
+        return MeetingOut.model_validate(existing)
+    event = await queries.event_duration(session, org_id, booking.event_id, booking.expert_id)
     if event is None:
         raise not_found("event", field="event_id")
     await _lock_rules(session, org_id, booking.expert_id)
@@ -346,12 +253,12 @@ async def create_paid(session: AsyncSession, org_id: uuid.UUID, booking: PaidBoo
         workos_user_id=booking.guest_workos_user_id,
     )
     try:
-        meeting = await _insert(
+        row = await queries.insert_paid_meeting(
             session,
             {
                 "org_id": org_id,
                 "event_id": booking.event_id,
-                "workos_user_id": booking.expert_id,
+                "expert_id": booking.expert_id,
                 "guest_workos_user_id": booking.guest_workos_user_id,
                 "guest_org_id": booking.guest_org_id,
                 "data_subject_id": subject,
@@ -361,23 +268,20 @@ async def create_paid(session: AsyncSession, org_id: uuid.UUID, booking: PaidBoo
                 "start_time": start,
                 "end_time": start + dt.timedelta(minutes=event.duration_in_minutes),
                 "timezone": booking.timezone,
-                "stripe_session_id": booking.session_id,
-                "stripe_payment_intent_id": booking.payment_intent_id,
-                "stripe_payment_status": booking.payment_status,
-                "stripe_amount": booking.amount,
-                "stripe_application_fee_amount": booking.application_fee,
+                "session_id": booking.session_id,
+                "payment_intent_id": booking.payment_intent_id,
+                "payment_status": booking.payment_status,
+                "amount": booking.amount,
+                "application_fee": booking.application_fee,
             },
         )
     except IntegrityError as exc:
         if is_slot_violation(exc):
             raise slot_taken() from None
         raise
-    await session.execute(
-        sa.text(
-            "delete from slot_reservations where org_id = :o and (stripe_session_id = :s"
-            " or stripe_payment_intent_id = :p)"
-        ),
-        {"o": org_id, "s": booking.session_id, "p": booking.payment_intent_id},
+    meeting = MeetingOut.model_validate(row)
+    await queries.release_reservations(
+        session, org_id, booking.session_id, booking.payment_intent_id
     )
     await _audit_created(
         meeting,
@@ -389,36 +293,20 @@ async def create_paid(session: AsyncSession, org_id: uuid.UUID, booking: PaidBoo
     return meeting
 
 
-async def cancel(session: AsyncSession, me: Identity, meeting_id: uuid.UUID) -> MeetingOut:
+async def cancel(unit: RequestUnit, meeting_id: uuid.UUID) -> MeetingOut:
     """Host or guest cancels (RLS lets only them update; admins see but cannot cancel)."""
-    row = (
-        await session.execute(
-            sa.text(
-                "select id, org_id, workos_user_id, guest_workos_user_id, guest_org_id, event_id,"
-                " status, coalesce(data_subject_id, guest_workos_user_id) as subject"
-                " from meetings where id = :i"
-            ),
-            {"i": meeting_id},
-        )
-    ).first()
+    me = unit.identity
+    row = await queries.meeting_to_cancel(unit.session, meeting_id)
     if row is None:
         raise not_found("meeting")
     host = row.workos_user_id == me.user_id and row.org_id == me.org_id
     guest = row.guest_workos_user_id == me.user_id and row.guest_org_id == me.org_id
     if not (host or guest):
         raise forbidden("only the expert or the guest of this meeting can cancel it")
-    updated = (
-        await session.execute(
-            sa.text(
-                "update meetings set status = 'cancelled', cancelled_at = now()"
-                f" where id = :i and status = 'booked' returning {_RETURNING}"
-            ),
-            {"i": meeting_id},
-        )
-    ).first()
+    updated = await queries.cancel_booked(unit.session, meeting_id)
     if updated is None:
         raise conflict(f"this meeting is {row.status}, not booked", "MEETING_NOT_BOOKED")
-    meeting = MeetingOut.model_validate(dict(updated._mapping))
+    meeting = MeetingOut.model_validate(updated)
     await log_audit_event(
         "APPOINTMENT_CANCELLED",
         "appointment",

@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit import log_audit_event
+from carelog.platform.payments import queries
 
 log = logging.getLogger("carelog.payments")
 #: Event types whose object may concern several organizations (handled in each, one transaction).
@@ -26,22 +26,14 @@ MULTI_ORG = frozenset({"account.updated"})
 #: The context of work that concerns no single organization (the global user mirror).
 NO_ORG = uuid.UUID(int=0)
 
-_READY = sa.text(
-    "select stripe_connect_details_submitted and stripe_connect_charges_enabled"
-    " and stripe_connect_payouts_enabled from users where stripe_connect_account_id = :a"
-)
-
 
 async def payouts_ready(session: AsyncSession, account: str) -> bool:
     """Whether Stripe lets this Connect account receive payouts (as last reported)."""
-    return bool(await session.scalar(_READY, {"a": account}))
+    return bool(await session.scalar(queries.PAYOUTS_READY, {"account": account}))
 
 
 async def account_known(session: AsyncSession, account: str) -> bool:
-    found = await session.scalar(
-        sa.text("select exists(select 1 from users where stripe_connect_account_id = :a)"),
-        {"a": account},
-    )
+    found = await session.scalar(queries.ACCOUNT_KNOWN, {"account": account})
     return bool(found)
 
 
@@ -60,18 +52,13 @@ async def account_updated(session: AsyncSession, org: uuid.UUID, obj: Mapping[st
     account = str(obj["id"])
     flags = _flags(obj)
     expert = await session.scalar(
-        sa.text(
-            "update users set stripe_connect_details_submitted = :d,"
-            " stripe_connect_charges_enabled = :c, stripe_connect_payouts_enabled = :p,"
-            " stripe_connect_onboarding_complete = :r"
-            " where stripe_connect_account_id = :a returning workos_user_id"
-        ),
+        queries.MIRROR_ACCOUNT_FLAGS,
         {
-            "a": account,
-            "d": flags["details_submitted"],
-            "c": flags["charges_enabled"],
-            "p": flags["payouts_enabled"],
-            "r": flags["ready"],
+            "account": account,
+            "details_submitted": flags["details_submitted"],
+            "charges_enabled": flags["charges_enabled"],
+            "payouts_enabled": flags["payouts_enabled"],
+            "ready": flags["ready"],
         },
     )
     if org == NO_ORG:  # an expert with no payouts yet: only the user mirror changes
@@ -80,12 +67,8 @@ async def account_updated(session: AsyncSession, org: uuid.UUID, obj: Mapping[st
     # Payouts not made yet and not held by an admin or by a dispute/refund.
     changed = (
         await session.execute(
-            sa.text(
-                "update payment_transfers set requires_approval = :hold where org_id = :o"
-                " and expert_connect_account_id = :a and status in ('PENDING', 'READY')"
-                " and admin_user_id is null and requires_approval <> :hold returning id"
-            ),
-            {"o": org, "a": account, "hold": not flags["ready"]},
+            queries.SET_PAYOUT_HOLD,
+            {"org_id": org, "account": account, "hold": not flags["ready"]},
         )
     ).all()
     await log_audit_event(

@@ -23,7 +23,6 @@ import time
 import uuid
 from typing import Any, cast
 
-import sqlalchemy as sa
 import stripe
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +35,7 @@ from carelog.platform.errors import ApiError, conflict, not_found
 from carelog.platform.http import PlainText
 from carelog.platform.meetings.schemas import EMAIL_PATTERN
 from carelog.platform.meetings.service import check_paid_slot, slot_taken
+from carelog.platform.payments import queries
 from carelog.platform.payments.orgs import record_ref
 from carelog.platform.schedule.schemas import Timezone
 from carelog.platform.subjects.identity import subject_directory
@@ -74,15 +74,7 @@ def _not_configured() -> ApiError:
 
 async def _event(scopes: Scopes, event_id: uuid.UUID) -> Any:
     async with scopes.public_scope() as public:
-        event = (
-            await public.execute(
-                sa.text(
-                    "select org_id, workos_user_id, name, duration_in_minutes, price, currency"
-                    " from events where id = :i and is_active"
-                ),
-                {"i": event_id},
-            )
-        ).first()
+        event = (await public.execute(queries.CHECKOUT_EVENT, {"event_id": event_id})).first()
     if event is None:
         raise not_found("event", field="event_id")
     if event.price <= 0:
@@ -105,17 +97,8 @@ async def create_checkout(scopes: Scopes, settings: Settings, data: CheckoutIn) 
     org, expert = event.org_id, event.workos_user_id
     async with scopes.system_scope(ACTOR, org) as session:
         await check_paid_slot(session, org, expert, start, end, data.guest_email)
-        rate = await session.scalar(
-            sa.text(
-                "select commission_rate from subscription_plans where org_id = :o"
-                " and plan_type = 'commission'"
-            ),
-            {"o": org},
-        )
-        account = await session.scalar(
-            sa.text("select stripe_connect_account_id from users where workos_user_id = :u"),
-            {"u": expert},
-        )
+        rate = await session.scalar(queries.COMMISSION_RATE, {"org_id": org})
+        account = await session.scalar(queries.EXPERT_CONNECT_ACCOUNT, {"expert_id": expert})
     fee = int(event.price) * int(rate or 0) // 10_000
     common = {"org_id": str(org), "event_id": str(data.event_id), "expert_id": expert}
     intent_md = {**common, "platform_fee": str(fee)}
@@ -163,23 +146,16 @@ async def create_checkout(scopes: Scopes, settings: Settings, data: CheckoutIn) 
         with system_audit(ACTOR, org):
             async with scopes.system_scope(ACTOR, org) as session:
                 await session.execute(
-                    sa.text(
-                        "insert into slot_reservations (org_id, event_id, workos_user_id,"
-                        " guest_email, start_time, end_time, expires_at, stripe_session_id)"
-                        " values (:o, :e, :u, :g, :s, :end, now() + make_interval(secs => :h),"
-                        " :cs) on conflict (org_id, event_id, start_time, guest_email) do update"
-                        " set stripe_session_id = excluded.stripe_session_id,"
-                        " expires_at = excluded.expires_at, end_time = excluded.end_time"
-                    ),
+                    queries.HOLD_SLOT,
                     {
-                        "o": org,
-                        "e": data.event_id,
-                        "u": expert,
-                        "g": data.guest_email,
-                        "s": start,
+                        "org_id": org,
+                        "event_id": data.event_id,
+                        "expert_id": expert,
+                        "guest_email": data.guest_email,
+                        "start": start,
                         "end": end,
-                        "h": HOLD_SECONDS,
-                        "cs": created.id,
+                        "hold_seconds": HOLD_SECONDS,
+                        "session_id": created.id,
                     },
                 )
                 await record_ref(session, org, created.id, "checkout_session")

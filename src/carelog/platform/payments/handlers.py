@@ -28,12 +28,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit import log_audit_event
 from carelog.platform.errors import ApiError
 from carelog.platform.meetings import service as meetings
+from carelog.platform.payments import queries
 from carelog.platform.payments.accounts import account_updated, payouts_ready
 from carelog.platform.payments.checkout_metadata import (
     booking_from_checkout,
@@ -53,25 +53,13 @@ class NotYetKnownError(Exception):
 
 async def _meetings(session: AsyncSession, org: uuid.UUID, pi: str) -> list[Any]:
     rows = await session.execute(
-        sa.text(
-            "select id, event_id, workos_user_id, start_time, end_time,"
-            " coalesce(data_subject_id, guest_workos_user_id) as guest_workos_user_id,"
-            " stripe_session_id, stripe_payment_status, stripe_application_fee_amount"
-            " from meetings where org_id = :o and stripe_payment_intent_id = :p order by id"
-        ),
-        {"o": org, "p": pi},
+        queries.MEETINGS_OF_INTENT, {"org_id": org, "payment_intent_id": pi}
     )
     return list(rows)
 
 
 async def _meetings_of_session(session: AsyncSession, org: uuid.UUID, cs: str) -> str | None:
-    pi = await session.scalar(
-        sa.text(
-            "select stripe_payment_intent_id from meetings where org_id = :o"
-            " and stripe_session_id = :s"
-        ),
-        {"o": org, "s": cs},
-    )
+    pi = await session.scalar(queries.INTENT_OF_CHECKOUT, {"org_id": org, "session_id": cs})
     return str(pi) if pi else None
 
 
@@ -107,49 +95,31 @@ async def payment_succeeded(session: AsyncSession, org: uuid.UUID, obj: Mapping[
     found = await _meetings(session, org, pi)
     if not found:
         raise NotYetKnownError(f"no meeting for payment intent {pi} yet")
-    await session.execute(
-        sa.text(
-            "update meetings set stripe_payment_status = 'succeeded' where org_id = :o"
-            " and stripe_payment_intent_id = :p"
-            " and stripe_payment_status in ('pending', 'processing')"
-        ),
-        {"o": org, "p": pi},
-    )
+    await session.execute(queries.MEETINGS_SUCCEEDED, {"org_id": org, "payment_intent_id": pi})
     first = found[0]
     md = obj.get("metadata") or {}
     await record_ref(session, org, _id(obj.get("latest_charge")), "charge", pi)
     account = connect_account(md, obj) or await session.scalar(
-        sa.text("select stripe_connect_account_id from users where workos_user_id = :u"),
-        {"u": first.workos_user_id},
+        queries.EXPERT_CONNECT_ACCOUNT, {"expert_id": first.workos_user_id}
     )
     ready = bool(account) and await payouts_ready(session, str(account))
     amount = int(obj.get("amount_received") or obj.get("amount") or 0)
     fee = int(platform_fee(md, obj) or first.stripe_application_fee_amount or 0)
     row = (
         await session.execute(
-            sa.text(
-                "insert into payment_transfers (org_id, payment_intent_id, checkout_session_id,"
-                " event_id, expert_connect_account_id, expert_clerk_user_id, amount, currency,"
-                " platform_fee, session_start_time, scheduled_transfer_time, status,"
-                " requires_approval)"
-                " values (:o, :p, :cs, :ev, :acct, :expert, :amount, :cur, :fee, :start, :when,"
-                " 'READY', :approval)"
-                " on conflict (org_id, payment_intent_id) do update set status = 'READY'"
-                " where payment_transfers.status = 'PENDING'"
-                " returning (xmax = 0) as inserted"
-            ),
+            queries.TRANSFER_READY,
             {
-                "o": org,
-                "p": pi,
-                "cs": first.stripe_session_id or "UNKNOWN",
-                "ev": str(first.event_id),
-                "acct": account or "",
-                "expert": first.workos_user_id,
+                "org_id": org,
+                "payment_intent_id": pi,
+                "session_id": first.stripe_session_id or "UNKNOWN",
+                "event_id": str(first.event_id),
+                "account": account or "",
+                "expert_id": first.workos_user_id,
                 "amount": max(amount - fee, 0),
-                "cur": str(obj.get("currency") or "eur"),
+                "currency": str(obj.get("currency") or "eur"),
                 "fee": fee,
                 "start": first.start_time,
-                "when": first.end_time + TRANSFER_DELAY,
+                "scheduled": first.end_time + TRANSFER_DELAY,
                 # No Connect account, or one Stripe does not let pay out yet: an admin decides
                 # (``account.updated`` lifts the hold once the account's flags allow it).
                 "approval": not ready,
@@ -190,25 +160,16 @@ async def _fail_payment(
     checkout_session: str | None = None,
 ) -> None:
     failed = (
-        await session.execute(
-            sa.text(
-                "update meetings m set stripe_payment_status = 'failed'"
-                " from meetings old where m.id = old.id and m.org_id = :o"
-                " and m.stripe_payment_intent_id = :p"
-                " and m.stripe_payment_status in ('pending', 'processing', 'succeeded')"
-                " returning m.id, coalesce(m.data_subject_id, m.guest_workos_user_id)"
-                " as guest_workos_user_id, old.stripe_payment_status as before"
-            ),
-            {"o": org, "p": pi},
-        )
+        await session.execute(queries.MEETINGS_FAILED, {"org_id": org, "payment_intent_id": pi})
     ).all()
     transfers = await session.execute(
-        sa.text(
-            "update payment_transfers set status = 'FAILED', stripe_error_code = :c,"
-            " stripe_error_message = :m where org_id = :o and payment_intent_id = :p"
-            " and status in ('PENDING', 'READY') returning id"
-        ),
-        {"o": org, "p": pi, "c": error.get("code"), "m": error.get("message")},
+        queries.TRANSFERS_FAILED,
+        {
+            "org_id": org,
+            "payment_intent_id": pi,
+            "error_code": error.get("code"),
+            "error_message": error.get("message"),
+        },
     )
     for m in failed:
         await log_audit_event(
@@ -247,31 +208,10 @@ async def charge_refunded(session: AsyncSession, org: uuid.UUID, obj: Mapping[st
     full = refunded >= amount > 0
     transfer = "unchanged"
     if full:
-        params = {"o": org, "p": pi}
-        await session.execute(
-            sa.text(
-                "update meetings set stripe_payment_status = 'refunded'"
-                " where org_id = :o and stripe_payment_intent_id = :p"
-            ),
-            params,
-        )
-        done = await session.execute(
-            sa.text(
-                "update payment_transfers set status = 'REFUNDED' where org_id = :o"
-                " and payment_intent_id = :p and status not in ('COMPLETED', 'PAID_OUT')"
-                " returning id"
-            ),
-            params,
-        )
-        flagged = await session.execute(
-            sa.text(
-                "update payment_transfers set requires_approval = true,"
-                " admin_notes = 'refunded after payout: recover the transfer'"
-                " where org_id = :o and payment_intent_id = :p"
-                " and status in ('COMPLETED', 'PAID_OUT') returning id"
-            ),
-            params,
-        )
+        params = {"org_id": org, "payment_intent_id": pi}
+        await session.execute(queries.MEETINGS_REFUNDED, params)
+        done = await session.execute(queries.TRANSFERS_REFUNDED, params)
+        flagged = await session.execute(queries.FLAG_REFUNDED_AFTER_PAYOUT, params)
         transfer = "refunded" if done.all() else ("flagged" if flagged.all() else "none")
     await log_audit_event(
         "PAYMENT_REFUNDED",
@@ -299,29 +239,9 @@ async def dispute_created(session: AsyncSession, org: uuid.UUID, obj: Mapping[st
     pi = await intent_of_charge(session, org, obj)
     if pi is None:
         raise NotYetKnownError(f"no payment intent recorded for charge {obj.get('charge')} yet")
-    params = {"o": org, "p": pi}
-    held = (
-        await session.execute(
-            sa.text(
-                "update payment_transfers set status = 'DISPUTED', requires_approval = true,"
-                " admin_notes = 'disputed: payout held until the dispute is closed'"
-                " where org_id = :o and payment_intent_id = :p"
-                " and status not in ('COMPLETED', 'PAID_OUT') returning id"
-            ),
-            params,
-        )
-    ).all()
-    flagged = (
-        await session.execute(
-            sa.text(
-                "update payment_transfers set requires_approval = true,"
-                " admin_notes = 'disputed after payout: recover the transfer'"
-                " where org_id = :o and payment_intent_id = :p"
-                " and status in ('COMPLETED', 'PAID_OUT') returning id"
-            ),
-            params,
-        )
-    ).all()
+    params = {"org_id": org, "payment_intent_id": pi}
+    held = (await session.execute(queries.TRANSFERS_DISPUTED, params)).all()
+    flagged = (await session.execute(queries.FLAG_DISPUTED_AFTER_PAYOUT, params)).all()
     found = await _meetings(session, org, pi)
     await log_audit_event(
         "PAYMENT_DISPUTED",

@@ -24,18 +24,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-_ORGS = sa.text("select org from app.payment_ref_orgs(cast(:refs as text[])) as org")
-_RECORD = sa.text(
-    "insert into payment_refs (ref, org_id, kind, payment_intent_id)"
-    " values (:ref, :org, :kind, :pi) on conflict do nothing"
-)
-_CHARGE_INTENT = sa.text(
-    "select payment_intent_id from payment_refs where org_id = :org and ref = :ref"
-    " and kind = 'charge'"
-)
+from carelog.platform.payments import queries
+
 #: The fields, per Stripe object type, that name another object carelog may know.
 _REFERENCES = {
     "payment_intent": ("id", "latest_charge"),
@@ -104,7 +96,7 @@ async def resolve_orgs(session: AsyncSession, event: Mapping[str, Any]) -> list[
     refs = references(event)
     if not refs:
         return []
-    return list((await session.execute(_ORGS, {"refs": refs})).scalars())
+    return list((await session.execute(queries.ORGS_OF_REFS, {"refs": refs})).scalars())
 
 
 async def record_ref(
@@ -116,7 +108,10 @@ async def record_ref(
 ) -> None:
     """Route a Stripe id to the current organization (inside its system scope)."""
     if ref:
-        await session.execute(_RECORD, {"ref": ref, "org": org, "kind": kind, "pi": payment_intent})
+        await session.execute(
+            queries.RECORD_REF,
+            {"ref": ref, "org_id": org, "kind": kind, "payment_intent_id": payment_intent},
+        )
 
 
 async def intent_of_charge(
@@ -129,5 +124,5 @@ async def intent_of_charge(
     charge = _id(obj.get("id") if obj.get("object") == "charge" else obj.get("charge"))
     if charge is None:
         return None
-    found = await session.scalar(_CHARGE_INTENT, {"org": org, "ref": charge})
+    found = await session.scalar(queries.INTENT_OF_CHARGE, {"org_id": org, "ref": charge})
     return str(found) if found else None

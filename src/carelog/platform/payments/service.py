@@ -27,12 +27,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
-
 from carelog.audit import log_audit_event
 from carelog.db.session import Scopes
 from carelog.platform.common import system_audit
 from carelog.platform.errors import ApiError
+from carelog.platform.payments import queries
 from carelog.platform.payments.accounts import MULTI_ORG, NO_ORG, account_known
 from carelog.platform.payments.checkout_metadata import CheckoutMetadataError
 from carelog.platform.payments.handlers import HANDLERS, NotYetKnownError
@@ -44,29 +43,7 @@ from carelog.platform.payments.orgs import (
 )
 
 ACTOR = "system:stripe-webhook"
-_SWITCH_ORG = sa.text("select set_config('app.org_id', :o, true)")
 log = logging.getLogger("carelog.payments")
-
-_CLAIM = sa.text(
-    "insert into stripe_webhook_events (stripe_event_id, event_type, org_id, status)"
-    " values (:id, :type, :org, 'processing')"
-    " on conflict (stripe_event_id) do update set status = 'processing',"
-    " attempts = stripe_webhook_events.attempts + 1, last_error = null,"
-    " org_id = coalesce(excluded.org_id, stripe_webhook_events.org_id)"
-    " where stripe_webhook_events.status = 'failed'"
-    " returning stripe_event_id"
-)
-_DONE = sa.text(
-    "update stripe_webhook_events set status = 'processed', processed_at = now()"
-    " where stripe_event_id = :id"
-)
-_FAILED = sa.text(
-    "insert into stripe_webhook_events (stripe_event_id, event_type, org_id, status, last_error)"
-    " values (:id, :type, :org, 'failed', :error)"
-    " on conflict (stripe_event_id) do update set status = 'failed',"
-    " attempts = stripe_webhook_events.attempts + 1, last_error = excluded.last_error"
-    " where stripe_webhook_events.status <> 'processed'"
-)
 
 
 class OrganizationUnknownError(Exception):
@@ -105,16 +82,17 @@ async def process(scopes: Scopes, event: Mapping[str, Any]) -> str:
         with system_audit(ACTOR, primary):
             async with scopes.system_scope(ACTOR, primary) as session:
                 claimed = await session.scalar(
-                    _CLAIM, {"id": event_id, "type": event_type, "org": claim_org}
+                    queries.CLAIM_EVENT,
+                    {"stripe_event_id": event_id, "event_type": event_type, "org_id": claim_org},
                 )
                 if claimed is None:
                     return "duplicate"
                 for org in orgs:
                     if org != primary:  # same transaction, the next organization's context
-                        await session.execute(_SWITCH_ORG, {"o": str(org)})
+                        await session.execute(queries.SWITCH_ORG, {"org_id": str(org)})
                     with system_audit(ACTOR, org):
                         await handler(session, org, obj)
-                await session.execute(_DONE, {"id": event_id})
+                await session.execute(queries.MARK_PROCESSED, {"stripe_event_id": event_id})
     except Exception as exc:
         await _record_failure(scopes, claim_org, event_id, event_type, exc)
         raise ApiError(
@@ -138,7 +116,13 @@ async def _record_failure(
     try:
         async with scopes.system_scope(ACTOR, org or NO_ORG) as session:
             await session.execute(
-                _FAILED, {"id": event_id, "type": event_type, "org": org, "error": error[:500]}
+                queries.RECORD_FAILURE,
+                {
+                    "stripe_event_id": event_id,
+                    "event_type": event_type,
+                    "org_id": org,
+                    "error": error[:500],
+                },
             )
     except Exception:  # the 500 matters more than the bookkeeping
         log.exception("could not record the failed stripe event", extra={"stripe_event": event_id})
@@ -160,11 +144,7 @@ async def audit_invalid_signature(scopes: Scopes, payload: bytes, reason: str) -
         async with scopes.system_scope(ACTOR, org) as session:
             known = bool(
                 await session.scalar(
-                    sa.text(
-                        "select exists(select 1 from meetings where org_id = :o"
-                        " and stripe_payment_intent_id = :p)"
-                    ),
-                    {"o": org, "p": pi},
+                    queries.INTENT_HAS_MEETING, {"org_id": org, "payment_intent_id": pi}
                 )
             )
     if org is None or not known:
