@@ -10,22 +10,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
-
-import sqlalchemy as sa
+from typing import Any
 
 from carelog.audit import log_audit_event
 from carelog.audit.filters import AuditFilters, Cursor
-from carelog.audit.query import AuditPage, AuditRecord, get_audit_logs, select_events
-from carelog.db.schema import AuditLog, Organization
+from carelog.audit.query import AuditPage, AuditRecord, get_audit_logs
+from carelog.platform.audit_api import queries
 from carelog.platform.auth.dependencies import RequestUnit
 from carelog.platform.errors import ApiError
-
-_T = cast(sa.Table, AuditLog.__table__).c
-_CHECKPOINT = sa.text(
-    "SELECT tree_size, issued_at FROM audit_checkpoints WHERE org_id = :org "
-    "ORDER BY tree_size DESC LIMIT 1"
-)
 
 
 def _no_such(what: str) -> ApiError:
@@ -63,15 +55,7 @@ async def _newer_page(
 ) -> tuple[list[AuditRecord], bool]:
     """The page just newer than ``before`` (ascending keyset scan, then reversed), and whether
     there are newer events still."""
-    position = sa.tuple_(_T.created_at, _T.id) > sa.tuple_(sa.literal(before.created_at), before.id)
-    stmt = (
-        select_events(unit.identity.org_id, filters)
-        .where(_T.created_at >= before.created_at, position)
-        .order_by(None)
-        .order_by(_T.created_at.asc(), _T.id.asc())
-        .limit(filters.limit + 1)
-    )
-    rows = (await unit.session.execute(stmt)).all()
+    rows = await queries.events_newer_than(unit.session, unit.identity.org_id, filters, before)
     items = [AuditRecord.from_row(r) for r in rows[: filters.limit]]
     items.reverse()
     return items, len(rows) > filters.limit
@@ -131,8 +115,7 @@ async def event(unit: RequestUnit, event_id: str, *, via: str | None = None) -> 
         wanted = uuid.UUID(event_id)
     except ValueError:
         raise _no_such("event") from None
-    stmt = select_events(unit.identity.org_id, AuditFilters()).where(_T.id == wanted).limit(1)
-    row = (await unit.session.execute(stmt)).first()
+    row = await queries.event_row(unit.session, unit.identity.org_id, wanted)
     if row is None:
         raise _no_such("event")
     found = AuditRecord.from_row(row)
@@ -164,14 +147,12 @@ async def subject_accesses(
 
 
 async def org_name(unit: RequestUnit) -> str:
-    name = await unit.session.scalar(
-        sa.select(Organization.name).where(Organization.id == unit.identity.org_id)
-    )
-    return str(name) if name is not None else str(unit.identity.org_id)
+    name = await queries.org_name(unit.session, unit.identity.org_id)
+    return name if name is not None else str(unit.identity.org_id)
 
 
 async def last_checkpoint(unit: RequestUnit) -> dict[str, Any] | None:
     """The newest signed checkpoint (one index lookup); raises if the tables are unreadable."""
     async with unit.session.begin_nested():
-        row = (await unit.session.execute(_CHECKPOINT, {"org": unit.identity.org_id})).first()
+        row = await queries.last_checkpoint(unit.session, unit.identity.org_id)
     return None if row is None else {"tree_size": int(row[0]), "issued_at": row[1]}

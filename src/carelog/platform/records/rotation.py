@@ -12,11 +12,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
-
 from carelog.audit import audit_context, log_audit_event
-from carelog.db.schema import Record
 from carelog.db.session import Scopes
+from carelog.platform.records import queries
 from carelog.platform.records.crypto import RecordKeyring
 
 ROTATION_ACTOR = "system:key-rotation"
@@ -40,21 +38,7 @@ async def rotate_org(
     with audit_context(actor=ROTATION_ACTOR, org_id=org_id):
         async with scopes.system_scope(ROTATION_ACTOR, org_id) as session:
             while True:
-                rows = (
-                    await session.execute(
-                        sa.select(
-                            Record.id,
-                            Record.meeting_id,
-                            Record.key_id,
-                            Record.vault_encrypted_content,
-                            Record.vault_encrypted_metadata,
-                        )
-                        .where(Record.org_id == org_id, Record.key_id != active)
-                        .order_by(Record.id)
-                        .limit(batch_size)
-                        .with_for_update()
-                    )
-                ).all()
+                rows = await queries.lock_rotation_batch(session, org_id, active, batch_size)
                 if not rows:
                     break
                 for row in rows:
@@ -62,15 +46,14 @@ async def rotate_org(
                     content = keyring.rotate(row.key_id, row.vault_encrypted_content, **ids)
                     meta = row.vault_encrypted_metadata
                     new_meta = None if meta is None else keyring.rotate(row.key_id, meta, **ids)
-                    await session.execute(
-                        sa.update(Record)
-                        .where(Record.id == row.id, Record.org_id == org_id)
-                        .values(
-                            vault_encrypted_content=content.blob,
-                            vault_encrypted_metadata=None if new_meta is None else new_meta.blob,
-                            key_id=content.key_id,
-                            encryption_method=content.encryption_method,
-                        )
+                    await queries.reseal_record(
+                        session,
+                        record_id=row.id,
+                        org_id=org_id,
+                        content=content.blob,
+                        metadata=None if new_meta is None else new_meta.blob,
+                        key_id=content.key_id,
+                        encryption_method=content.encryption_method,
                     )
                     result.from_key_ids.add(row.key_id)
                 result.rotated += len(rows)

@@ -19,12 +19,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
 from carelog.audit import log_audit_event
-from carelog.db.schema import Meeting, Record
 from carelog.platform.auth.dependencies import RequestUnit
 from carelog.platform.errors import ApiError, conflict
+from carelog.platform.records import queries
 from carelog.platform.records.crypto import RecordDecryptionError, RecordKeyring
 from carelog.platform.records.schemas import (
     RecordCreate,
@@ -72,18 +70,7 @@ def _not_found(field: str = "meeting_id") -> ApiError:
 
 async def _parties(unit: RequestUnit, meeting_id: uuid.UUID) -> Parties | None:
     """The meeting as RLS lets this caller see it (None: absent or not visible)."""
-    row = (
-        await unit.session.execute(
-            sa.select(
-                Meeting.id,
-                Meeting.org_id,
-                Meeting.workos_user_id,
-                Meeting.guest_workos_user_id,
-                Meeting.guest_org_id,
-                sa.func.coalesce(Meeting.data_subject_id, Meeting.guest_workos_user_id),
-            ).where(Meeting.id == meeting_id)
-        )
-    ).one_or_none()
+    row = await queries.meeting_parties(unit.session, meeting_id)
     return None if row is None else Parties(*row)
 
 
@@ -95,11 +82,7 @@ async def _subject_of_refused(unit: RequestUnit, meeting_id: uuid.UUID) -> str |
     as a system actor pinned to the caller's org; its result goes only into the audit event.
     """
     async with unit.scopes.system_scope(DENIAL_LOOKUP_ACTOR, unit.identity.org_id) as session:
-        return await session.scalar(
-            sa.select(
-                sa.func.coalesce(Meeting.data_subject_id, Meeting.guest_workos_user_id)
-            ).where(Meeting.id == meeting_id)
-        )
+        return await queries.meeting_subject(session, meeting_id)
 
 
 async def _deny(
@@ -177,21 +160,16 @@ async def create_record(
     metadata = (
         None if body.metadata is None else keyring.encrypt(_dump_metadata(body.metadata), **ids)
     )
-    created_at = await unit.session.scalar(
-        sa.insert(Record)
-        .values(
-            id=record_id,
-            org_id=p.org_id,
-            meeting_id=p.meeting_id,
-            expert_id=unit.identity.user_id,
-            guest_email=None,
-            vault_encrypted_content=content.blob,
-            vault_encrypted_metadata=None if metadata is None else metadata.blob,
-            encryption_method=content.encryption_method,
-            key_id=content.key_id,
-            version=1,
-        )
-        .returning(Record.created_at)
+    created_at = await queries.insert_record(
+        unit.session,
+        record_id=record_id,
+        org_id=p.org_id,
+        meeting_id=p.meeting_id,
+        expert_id=unit.identity.user_id,
+        content=content.blob,
+        metadata=None if metadata is None else metadata.blob,
+        encryption_method=content.encryption_method,
+        key_id=content.key_id,
     )
     await log_audit_event(
         CREATED,
@@ -225,22 +203,7 @@ async def list_records(
     as_expert = _is_expert(unit, p)
     if not as_expert and not _is_patient(unit, p):
         raise await _deny(unit, VIEWED, meeting_id, "not_a_participant", parties=p)
-    rows = (
-        await unit.session.execute(
-            sa.select(
-                Record.id,
-                Record.expert_id,
-                Record.key_id,
-                Record.vault_encrypted_content,
-                Record.vault_encrypted_metadata,
-                Record.version,
-                Record.created_at,
-                Record.last_modified_at,
-            )
-            .where(Record.org_id == p.org_id, Record.meeting_id == p.meeting_id)
-            .order_by(Record.created_at.desc(), Record.id.desc())
-        )
-    ).all()
+    rows = await queries.meeting_records(unit.session, p.org_id, p.meeting_id)
     records = [
         RecordOut(
             id=r.id,
@@ -282,24 +245,9 @@ async def update_record(
 ) -> RecordUpdated:
     p = await _as_expert(unit, meeting_id, UPDATED)
     # The row lock serialises concurrent edits: the second waits, then sees the new version.
-    row = (
-        await unit.session.execute(
-            sa.select(
-                Record.id,
-                Record.key_id,
-                Record.vault_encrypted_content,
-                Record.vault_encrypted_metadata,
-                Record.version,
-            )
-            .where(
-                Record.id == body.record_id,
-                Record.org_id == p.org_id,
-                Record.meeting_id == p.meeting_id,
-                Record.expert_id == unit.identity.user_id,
-            )
-            .with_for_update()
-        )
-    ).one_or_none()
+    row = await queries.lock_own_record(
+        unit.session, body.record_id, p.org_id, p.meeting_id, unit.identity.user_id
+    )
     if row is None:
         raise await _deny(
             unit, UPDATED, meeting_id, "record_not_found", parties=p, record_id=body.record_id
@@ -322,21 +270,15 @@ async def update_record(
     # Both values under the active key: the row has one key_id for both.
     content = keyring.encrypt(body.content, **ids)
     meta = None if new_meta_text is None else keyring.encrypt(new_meta_text, **ids)
-    updated = (
-        await unit.session.execute(
-            sa.update(Record)
-            .where(Record.id == row.id, Record.version == row.version)
-            .values(
-                vault_encrypted_content=content.blob,
-                vault_encrypted_metadata=None if meta is None else meta.blob,
-                key_id=content.key_id,
-                encryption_method=content.encryption_method,
-                version=Record.version + 1,
-                last_modified_at=sa.func.now(),
-            )
-            .returning(Record.version, Record.last_modified_at)
-        )
-    ).one_or_none()
+    updated = await queries.update_record(
+        unit.session,
+        record_id=row.id,
+        version=row.version,
+        content=content.blob,
+        metadata=None if meta is None else meta.blob,
+        key_id=content.key_id,
+        encryption_method=content.encryption_method,
+    )
     if updated is None:  # cannot happen under the row lock; refuse rather than overwrite
         raise conflict("the record changed meanwhile", "VERSION_CONFLICT", field="record_id")
     version, modified = updated.version, updated.last_modified_at

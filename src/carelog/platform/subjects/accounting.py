@@ -18,10 +18,10 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.catalog import AuditCatalog
+from carelog.platform.subjects import queries
 
 ACCOUNTING_ACTOR = "system:subject-accounting"
 PERIOD = dt.timedelta(days=6 * 366)
@@ -101,17 +101,8 @@ async def _people(
     """Actor id → (name, role) from the org's profiles, memberships and application roles."""
     if not actors:
         return {}
-    rows = await session.execute(
-        sa.text(
-            "select u.workos_user_id as id, u.role as app_role, u.username,"
-            " p.first_name, p.last_name, m.role as member_role"
-            " from users u"
-            " left join profiles p on p.org_id = :o and p.workos_user_id = u.workos_user_id"
-            " left join user_org_memberships m on m.org_id = :o"
-            " and m.workos_user_id = u.workos_user_id"
-            " where u.workos_user_id = any(:a)"
-        ),
-        {"o": org_id, "a": sorted(actors)},
+    rows = await queries.rows(
+        session, queries.ACTOR_PEOPLE, org_id=org_id, actor_ids=sorted(actors)
     )
     people: dict[str, tuple[str, str]] = {}
     for r in rows:
@@ -134,26 +125,12 @@ async def build_accounting(
 ) -> Accounting:
     now = now or dt.datetime.now(dt.UTC)
     since = now - PERIOD
-    org = await session.scalar(
-        sa.text("select name from organizations where id = :o"), {"o": org_id}
+    mine = {"org_id": org_id, "subject_id": subject_id}
+    org = await queries.scalar(session, queries.ORG_NAME, org_id=org_id)
+    erased = await queries.scalar(session, queries.SUBJECT_IS_ERASED, **mine)
+    events = await queries.rows(
+        session, queries.ACCESS_EVENTS, **mine, since=since, limit=MAX_ENTRIES + 1
     )
-    erased = await session.scalar(
-        sa.text(
-            "select erased_at is not null from data_subjects where org_id = :o and subject_id = :s"
-        ),
-        {"o": org_id, "s": subject_id},
-    )
-    events = (
-        await session.execute(
-            sa.text(
-                "select id, created_at, workos_user_id, actor_type, action, resource_type,"
-                " resource_id, outcome from audit_logs where org_id = :o"
-                " and data_subject_id = :s and created_at >= :since"
-                " order by created_at desc, id desc limit :n"
-            ),
-            {"o": org_id, "s": subject_id, "since": since, "n": MAX_ENTRIES + 1},
-        )
-    ).all()
     people = await _people(
         session, org_id, {e.workos_user_id for e in events if e.actor_type == "user"}
     )
@@ -192,14 +169,7 @@ async def build_accounting(
                 event_id=str(e.id),
             )
         )
-    disclosures = await session.execute(
-        sa.text(
-            "select disclosed_at, recipient, purpose, description, recorded_by"
-            " from subject_disclosures where org_id = :o and subject_id = :s"
-            " and disclosed_at >= :since order by disclosed_at desc"
-        ),
-        {"o": org_id, "s": subject_id, "since": since},
-    )
+    disclosures = await queries.rows(session, queries.DISCLOSURES, **mine, since=since)
     result.disclosures = [
         Disclosure(d.disclosed_at.isoformat(), d.recipient, d.purpose, d.description, d.recorded_by)
         for d in disclosures
@@ -223,19 +193,16 @@ async def record_disclosure(
 
     disclosure_id = uuid.uuid4()
     await session.execute(
-        sa.text(
-            "insert into subject_disclosures (id, org_id, subject_id, recipient, purpose,"
-            " description, disclosed_at, recorded_by) values (:i, :o, :s, :r, :p, :d, :at, :b)"
-        ),
+        queries.INSERT_DISCLOSURE,
         {
-            "i": disclosure_id,
-            "o": org_id,
-            "s": subject_id,
-            "r": recipient,
-            "p": purpose,
-            "d": description,
-            "at": disclosed_at,
-            "b": recorded_by,
+            "disclosure_id": disclosure_id,
+            "org_id": org_id,
+            "subject_id": subject_id,
+            "recipient": recipient,
+            "purpose": purpose,
+            "description": description,
+            "disclosed_at": disclosed_at,
+            "recorded_by": recorded_by,
         },
     )
     await log_audit_event(

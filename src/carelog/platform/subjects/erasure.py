@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit import log_audit_event
@@ -35,6 +34,7 @@ from carelog.audit.subject_keys import SubjectKeyStore
 from carelog.db.session import Scopes
 from carelog.platform.common import system_audit
 from carelog.platform.errors import ApiError
+from carelog.platform.subjects import queries
 from carelog.platform.subjects.identity import SubjectDirectory
 
 ERASURE_ACTOR = "system:subject-erasure"
@@ -90,14 +90,7 @@ async def _find_subject(
             raise _unknown_subject("email")
         return found
     assert subject is not None
-    known = await session.scalar(
-        sa.text(
-            "select exists(select 1 from data_subjects where org_id = :o and subject_id = :s)"
-            " or exists(select 1 from meetings where org_id = :o and (data_subject_id = :s"
-            " or guest_workos_user_id = :s))"
-        ),
-        {"o": org_id, "s": subject},
-    )
+    known = await queries.scalar(session, queries.SUBJECT_KNOWN, org_id=org_id, subject_id=subject)
     if not known:
         raise _unknown_subject("subject")
     return subject
@@ -127,108 +120,61 @@ async def request_erasure(
         )
     async with scopes.system_scope(ERASURE_ACTOR, org_id) as session:
         subject_id = await _find_subject(session, directory, org_id, subject, email)
-        existing = (
-            await session.execute(
-                sa.text(
-                    "select id, status, outcome from subject_erasures where org_id = :o"
-                    " and subject_id = :s and status in ('requested', 'completed')"
-                    " order by created_at desc limit 1"
-                ),
-                {"o": org_id, "s": subject_id},
-            )
-        ).first()
+        existing = await queries.first(
+            session, queries.OPEN_OR_DONE_ERASURE, org_id=org_id, subject_id=subject_id
+        )
         if existing is not None:
             return Erasure(existing.id, org_id, subject_id, existing.status, existing.outcome)
-        erasure_id = await session.scalar(
-            sa.text(
-                "insert into subject_erasures (org_id, subject_id, reason, requested_by)"
-                " values (:o, :s, :r, :b) returning id"
-            ),
-            {"o": org_id, "s": subject_id, "r": reason.strip()[:2000], "b": requested_by},
+        erasure_id = await queries.scalar(
+            session,
+            queries.INSERT_ERASURE,
+            org_id=org_id,
+            subject_id=subject_id,
+            reason=reason.strip()[:2000],
+            requested_by=requested_by,
         )
     assert erasure_id is not None
     return Erasure(erasure_id, org_id, subject_id, "requested", None)
 
 
 async def _active_hold(session: AsyncSession, org_id: uuid.UUID, subject: str) -> Any:
-    return (
-        await session.execute(
-            sa.text(
-                "select id, reason, data_subject_id, created_at from audit_legal_holds"
-                " where org_id = :o and released_at is null"
-                " and (data_subject_id = :s or data_subject_id is null)"
-                " order by created_at limit 1"
-            ),
-            {"o": org_id, "s": subject},
-        )
-    ).first()
-
-
-async def _count(session: AsyncSession, sql: str, **params: object) -> int:
-    return len((await session.execute(sa.text(sql), params)).all())
+    return await queries.first(session, queries.ACTIVE_HOLD, org_id=org_id, subject_id=subject)
 
 
 async def _erase_operational(
     session: AsyncSession, org_id: uuid.UUID, subject: str, workos: bool
 ) -> dict[str, int]:
-    mine = "org_id = :o and (data_subject_id = :s or guest_workos_user_id = :s)"
+    mine = {"org_id": org_id, "subject_id": subject}
     tables: dict[str, int] = {}
     # Reservations carry only the e-mail: match it before the meetings lose theirs.
-    tables["slot_reservations"] = await _count(
+    reservations = await queries.rows(session, queries.DELETE_RESERVATIONS, **mine)
+    tables["slot_reservations"] = len(reservations)
+    meetings = await queries.rows(
         session,
-        "delete from slot_reservations where org_id = :o and guest_email in"
-        f" (select guest_email from meetings where {mine}) returning id",
-        o=org_id,
-        s=subject,
+        queries.ERASE_MEETINGS,
+        **mine,
+        erased_email=ERASED_EMAIL,
+        erased_name=ERASED_NAME,
     )
-    tables["meetings"] = await _count(
-        session,
-        "update meetings set guest_email = :e, guest_name = :n, guest_notes = null"
-        f" where {mine} returning id",
-        o=org_id,
-        s=subject,
-        e=ERASED_EMAIL,
-        n=ERASED_NAME,
-    )
+    tables["meetings"] = len(meetings)
     tables["records"] = 0
     tables["users"] = 0
     if workos:
-        # The shared mirror of a WorkOS user loses its contact details only if the person is a
-        # plain user (no expert or admin role) and no member of this organization: a patient,
-        # not staff. WorkOS itself keeps its copy (see NOT_REACHED).
-        tables["users"] = await _count(
-            session,
-            "update users u set email = :e, username = null, image_url = null"
-            " where u.workos_user_id = :s and u.role = 'user' and not exists"
-            " (select 1 from user_org_memberships m where m.org_id = :o"
-            " and m.workos_user_id = u.workos_user_id) returning u.id",
-            s=subject,
-            o=org_id,
-            e=ERASED_EMAIL,
-        )
-    tables["data_subjects"] = await _count(
-        session,
-        "update data_subjects set email_token = null, erased_at = coalesce(erased_at, now())"
-        " where org_id = :o and subject_id = :s returning id",
-        o=org_id,
-        s=subject,
-    )
+        # Patients only, never staff (see queries.ERASE_USER); WorkOS keeps its copy.
+        users = await queries.rows(session, queries.ERASE_USER, **mine, erased_email=ERASED_EMAIL)
+        tables["users"] = len(users)
+    tables["data_subjects"] = len(await queries.rows(session, queries.ERASE_SUBJECT, **mine))
     return tables
 
 
 async def _retain_records(session: AsyncSession, org_id: uuid.UUID, subject: str) -> dict[str, Any]:
-    rows = (
-        await session.execute(
-            sa.text(
-                "update records r set guest_email = null,"
-                " destroy_after = coalesce(r.destroy_after, r.last_modified_at + :keep)"
-                " from meetings m where m.org_id = r.org_id and m.id = r.meeting_id"
-                " and r.org_id = :o and (m.data_subject_id = :s or m.guest_workos_user_id = :s)"
-                " returning r.id, r.destroy_after"
-            ),
-            {"o": org_id, "s": subject, "keep": CLINICAL_RETENTION},
-        )
-    ).all()
+    rows = await queries.rows(
+        session,
+        queries.RETAIN_RECORDS,
+        org_id=org_id,
+        subject_id=subject,
+        retention=CLINICAL_RETENTION,
+    )
     latest = max((r.destroy_after for r in rows), default=None)
     return {
         "clinical_records_kept": len(rows),
@@ -254,15 +200,9 @@ async def carry_out(
     step = interrupt or (lambda _name: None)
     with system_audit(ERASURE_ACTOR, org_id):
         async with scopes.system_scope(ERASURE_ACTOR, org_id) as session:
-            row = (
-                await session.execute(
-                    sa.text(
-                        "select status, outcome, reason, requested_by, created_at, now() as now"
-                        " from subject_erasures where org_id = :o and id = :i for update"
-                    ),
-                    {"o": org_id, "i": erasure.id},
-                )
-            ).one()
+            row = await queries.one(
+                session, queries.LOCK_ERASURE, org_id=org_id, erasure_id=erasure.id
+            )
             if row.status != "requested":
                 return Erasure(erasure.id, org_id, subject, row.status, row.outcome)
             hold = await _active_hold(session, org_id, subject)
@@ -281,9 +221,8 @@ async def carry_out(
                 hint="release the hold first if the legal obligation has ended",
             )
         async with scopes.system_scope(ERASURE_ACTOR, org_id) as session:
-            kind = await session.scalar(
-                sa.text("select kind from data_subjects where org_id = :o and subject_id = :s"),
-                {"o": org_id, "s": subject},
+            kind = await queries.scalar(
+                session, queries.SUBJECT_KIND, org_id=org_id, subject_id=subject
             )
             workos = kind == "workos" or (kind is None and subject.startswith("user_"))
             tables = await _erase_operational(session, org_id, subject, workos)
@@ -292,12 +231,8 @@ async def carry_out(
             step("records")
             key = await SubjectKeyStore.destroy(session, org_id, subject)
             step("key")
-            legacy = await session.scalar(
-                sa.text(
-                    "select count(*) from audit_logs where org_id = :o and data_subject_id = :s"
-                    " and schema_version < 2"
-                ),
-                {"o": org_id, "s": subject},
+            legacy = await queries.scalar(
+                session, queries.LEGACY_EVENTS, org_id=org_id, subject_id=subject
             )
             certificate: dict[str, Any] = {
                 "type": "carelog.erasure-certificate",
@@ -330,11 +265,8 @@ async def carry_out(
             )
             step("certificate")
             await session.execute(
-                sa.text(
-                    "update subject_erasures set status = 'completed', completed_at = now(),"
-                    " outcome = cast(:out as jsonb) where org_id = :o and id = :i"
-                ),
-                {"o": org_id, "i": erasure.id, "out": _json(outcome)},
+                queries.COMPLETE_ERASURE,
+                {"org_id": org_id, "erasure_id": erasure.id, "outcome": _json(outcome)},
             )
     return Erasure(erasure.id, org_id, subject, "completed", outcome)
 
@@ -348,11 +280,8 @@ def _json(value: Any) -> str:
 async def _refuse(session: AsyncSession, erasure: Erasure, hold: Any) -> None:
     outcome = {"refused": "legal_hold", "hold_id": str(hold.id), "hold_reason": hold.reason}
     await session.execute(
-        sa.text(
-            "update subject_erasures set status = 'refused', completed_at = now(),"
-            " outcome = cast(:out as jsonb) where org_id = :o and id = :i"
-        ),
-        {"o": erasure.org_id, "i": erasure.id, "out": _json(outcome)},
+        queries.REFUSE_ERASURE,
+        {"org_id": erasure.org_id, "erasure_id": erasure.id, "outcome": _json(outcome)},
     )
     await log_audit_event(
         "SUBJECT_ERASURE_REFUSED",
@@ -370,15 +299,7 @@ async def resume_pending(
 ) -> list[Erasure]:
     """Complete every erasure of the org left ``requested`` (after a crash)."""
     async with scopes.system_scope(ERASURE_ACTOR, org_id) as session:
-        rows = (
-            await session.execute(
-                sa.text(
-                    "select id, subject_id from subject_erasures where org_id = :o"
-                    " and status = 'requested' order by created_at"
-                ),
-                {"o": org_id},
-            )
-        ).all()
+        rows = await queries.rows(session, queries.PENDING_ERASURES, org_id=org_id)
     done = []
     for r in rows:
         pending = Erasure(r.id, org_id, r.subject_id, "requested", None)
@@ -398,18 +319,7 @@ async def destroy_due_records(scopes: Scopes, org_id: uuid.UUID) -> int:
     """
     with system_audit(ERASURE_ACTOR, org_id):
         async with scopes.system_scope(ERASURE_ACTOR, org_id) as session:
-            rows = (
-                await session.execute(
-                    sa.text(
-                        "delete from records r using meetings m where r.org_id = :o"
-                        " and m.org_id = r.org_id and m.id = r.meeting_id"
-                        " and r.destroy_after is not null and r.destroy_after <= now()"
-                        " returning r.id, r.meeting_id,"
-                        " coalesce(m.data_subject_id, m.guest_workos_user_id) as subject"
-                    ),
-                    {"o": org_id},
-                )
-            ).all()
+            rows = await queries.rows(session, queries.DESTROY_DUE_RECORDS, org_id=org_id)
             for r in rows:
                 await log_audit_event(
                     "MEDICAL_RECORD_DELETED",

@@ -14,19 +14,17 @@ import json
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
-
 from carelog.audit import log_audit_event
 from carelog.audit.api import AuditService
 from carelog.audit.sealing import open_event_values
 from carelog.db.session import Scopes
 from carelog.platform.common import system_audit
 from carelog.platform.records.crypto import RecordDecryptionError, RecordKeyring
+from carelog.platform.subjects import queries
 from carelog.platform.subjects.accounting import build_accounting
 
 EXPORT_ACTOR = "system:subject-export"
 FORMAT = "carelog.subject-export.v1"
-_MINE = "m.org_id = :o and (m.data_subject_id = :s or m.guest_workos_user_id = :s)"
 
 
 def _plain(row: Any) -> dict[str, Any]:
@@ -43,48 +41,11 @@ async def export_subject(
 ) -> dict[str, Any]:
     with system_audit(EXPORT_ACTOR, org_id):
         async with scopes.system_scope(EXPORT_ACTOR, org_id) as session:
-            profile = (
-                await session.execute(
-                    sa.text(
-                        "select subject_id, kind, workos_user_id, created_at, erased_at"
-                        " from data_subjects where org_id = :o and subject_id = :s"
-                    ),
-                    {"o": org_id, "s": subject_id},
-                )
-            ).first()
-            meetings = (
-                await session.execute(
-                    sa.text(
-                        "select m.id, m.event_id, m.start_time, m.end_time, m.timezone, m.status,"
-                        " m.guest_email, m.guest_name, m.guest_notes, m.stripe_payment_status,"
-                        f" m.stripe_amount from meetings m where {_MINE} order by m.start_time"
-                    ),
-                    {"o": org_id, "s": subject_id},
-                )
-            ).all()
-            records = (
-                await session.execute(
-                    sa.text(
-                        "select r.id, r.meeting_id, r.expert_id, r.key_id, r.version,"
-                        " r.vault_encrypted_content, r.vault_encrypted_metadata, r.created_at,"
-                        " r.last_modified_at, r.destroy_after from records r join meetings m"
-                        f" on m.org_id = r.org_id and m.id = r.meeting_id where {_MINE}"
-                        " order by r.created_at"
-                    ),
-                    {"o": org_id, "s": subject_id},
-                )
-            ).all()
-            events = (
-                await session.execute(
-                    sa.text(
-                        "select id, created_at, workos_user_id, action, resource_type,"
-                        " resource_id, outcome, old_values, new_values, metadata"
-                        " from audit_logs where org_id = :o and data_subject_id = :s"
-                        " order by created_at, id"
-                    ),
-                    {"o": org_id, "s": subject_id},
-                )
-            ).all()
+            mine = {"org_id": org_id, "subject_id": subject_id}
+            profile = await queries.first(session, queries.SUBJECT_PROFILE, **mine)
+            meetings = await queries.rows(session, queries.SUBJECT_MEETINGS, **mine)
+            records = await queries.rows(session, queries.SUBJECT_RECORDS, **mine)
+            events = await queries.rows(session, queries.SUBJECT_EVENTS, **mine)
             accounting = await build_accounting(session, service.catalog, org_id, subject_id)
         key = None
         if service.subject_keys is not None:

@@ -21,11 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.core.ids import uuid7
 from carelog.core.settings import Settings, WorkOSSettings
+from carelog.platform.subjects import queries
 
 SUBJECT_PREFIX = "subj_"
 
@@ -79,9 +79,11 @@ class SubjectDirectory:
         return hmac.new(self.token_key, message, hashlib.sha256).hexdigest()
 
     async def find(self, session: AsyncSession, org_id: uuid.UUID, email: str) -> str | None:
-        found: str | None = await session.scalar(
-            sa.text("select subject_id from data_subjects where org_id = :o and email_token = :t"),
-            {"o": org_id, "t": self.email_token(org_id, email)},
+        found: str | None = await queries.scalar(
+            session,
+            queries.SUBJECT_BY_EMAIL_TOKEN,
+            org_id=org_id,
+            email_token=self.email_token(org_id, email),
         )
         return found
 
@@ -102,19 +104,14 @@ class SubjectDirectory:
         if user is None and self.guests is not None:
             user = await self.guests.user_for(normalise_email(email), name)
         subject = user or f"{SUBJECT_PREFIX}{uuid7().hex}"
-        inserted: str | None = await session.scalar(
-            sa.text(
-                "insert into data_subjects (org_id, subject_id, kind, email_token, workos_user_id)"
-                " values (:o, :s, :k, :t, :u)"
-                " on conflict do nothing returning subject_id"
-            ),
-            {
-                "o": org_id,
-                "s": subject,
-                "k": "carelog" if user is None else "workos",
-                "t": self.email_token(org_id, email),
-                "u": user,
-            },
+        inserted: str | None = await queries.scalar(
+            session,
+            queries.INSERT_SUBJECT,
+            org_id=org_id,
+            subject_id=subject,
+            kind="carelog" if user is None else "workos",
+            email_token=self.email_token(org_id, email),
+            workos_user_id=user,
         )
         if inserted is not None:
             return inserted
@@ -172,19 +169,11 @@ async def backfill_meetings(
     is resolved exactly as a new booking would be. Audit events written back then keep their
     empty ``data_subject_id``: rewriting them would break their leaves (docs/erasure.md).
     """
-    rows = (
-        await session.execute(
-            sa.text(
-                "select id, guest_email, guest_name from meetings where org_id = :o"
-                " and data_subject_id is null for update"
-            ),
-            {"o": org_id},
-        )
-    ).all()
+    rows = await queries.rows(session, queries.LOCK_MEETINGS_WITHOUT_SUBJECT, org_id=org_id)
     for r in rows:
         subject = await directory.resolve(session, org_id, r.guest_email, r.guest_name)
         await session.execute(
-            sa.text("update meetings set data_subject_id = :s where org_id = :o and id = :i"),
-            {"s": subject, "o": org_id, "i": r.id},
+            queries.SET_MEETING_SUBJECT,
+            {"subject_id": subject, "org_id": org_id, "meeting_id": r.id},
         )
     return len(rows)

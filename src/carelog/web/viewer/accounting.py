@@ -13,8 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from carelog.platform.auth.dependencies import Unit, ensure_admin
+from carelog.platform.services import services
 from carelog.platform.subjects.accounting import Accounting
-from carelog.platform.subjects.endpoints import SubjectId, generate_accounting
+from carelog.platform.subjects.schemas import SubjectId
+from carelog.platform.subjects.service import generate_accounting
 from carelog.web.viewer.routes import TEMPLATES, ViewerRoute, render
 
 router = APIRouter(route_class=ViewerRoute, include_in_schema=False)
@@ -23,7 +25,8 @@ router = APIRouter(route_class=ViewerRoute, include_in_schema=False)
 @router.get("/audit/subjects/{subject_id}/accounting")
 async def accounting_page(request: Request, unit: Unit, subject_id: SubjectId) -> HTMLResponse:
     ensure_admin(unit)
-    result = await generate_accounting(request, unit, subject_id, via="viewer")
+    catalog = services(request).catalog
+    result = await generate_accounting(unit, catalog, subject_id, via="viewer")
     return render("accounting.html", a=asdict(result), inline_css=None)
 
 
