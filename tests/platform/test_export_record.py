@@ -86,7 +86,7 @@ async def test_a_hang_up_mid_stream_leaves_an_aborted_record(api: Api, attack_co
     a = api.world.a
     scopes = Scopes(api.db)
     async with scopes.org_scope(a.owner, a.org_id) as session:
-        with audit_context(actor=a.owner, org_id=a.org_id):
+        with audit_context(actor_id=a.owner, org_id=a.org_id):
             chunks = export_audit_logs(
                 session, a.org_id, a.owner, AuditFilters(), "jsonl", batch_size=2
             )

@@ -42,11 +42,11 @@ def get_scopes(request: Request) -> Scopes:
 
 
 @contextmanager
-def system_audit(actor: str, org_id: uuid.UUID) -> Iterator[AuditContext]:
+def system_audit(actor_id: str, org_id: uuid.UUID) -> Iterator[AuditContext]:
     """An audit context for a system actor that keeps the request's address, agent and id."""
     ctx = snapshot()
     with audit_context(
-        actor=actor,
+        actor_id=actor_id,
         org_id=org_id,
         ip_address=ctx.ip_address if ctx else None,
         user_agent=ctx.user_agent if ctx else None,

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from carelog.audit import log_audit_event
+from carelog.audit import trail_reads
 from carelog.audit.catalog import AuditCatalog, Outcome
 from carelog.audit.export import CLOSE_SECONDS, ExportFormat, export_audit_logs
 from carelog.audit.filters import DEFAULT_LIMIT, MAX_LIMIT, AuditFilters
@@ -138,13 +138,7 @@ async def report(
     result = await compliance_report(
         unit.session, unit.identity.org_id, since, until, _catalog(request)
     )
-    await log_audit_event(
-        "COMPLIANCE_REPORT_GENERATED",
-        "compliance",
-        None,
-        None,
-        {"kind": "compliance", "since": since.isoformat(), "until": until.isoformat()},
-    )
+    await trail_reads.record_compliance_report(since, until)
     return ComplianceReportOut(
         org_id=result.org_id,
         since=result.start,
@@ -178,14 +172,7 @@ async def subject_access_report(
     entries = await access_report(
         unit.session, unit.identity.org_id, subject, since, until, limit=limit + 1
     )
-    await log_audit_event(
-        "COMPLIANCE_REPORT_GENERATED",
-        "compliance",
-        None,
-        None,
-        {"kind": "access", "entries": min(len(entries), limit)},
-        data_subject=subject,
-    )
+    await trail_reads.record_access_report(subject, min(len(entries), limit))
     return AccessReportOut(
         subject=subject,
         count=min(len(entries), limit),
@@ -213,11 +200,5 @@ async def verify(
     report = await verify_org(unit.session, unit.identity.org_id, keyring, since=since)
     result = report.to_json_dict()
     # Who checked the trail, and what they were told, is part of the trail.
-    await log_audit_event(
-        "AUDIT_LOG_VERIFIED",
-        "audit_log",
-        None,
-        None,
-        {"ok": bool(result.get("ok")), "since": since.isoformat() if since else None},
-    )
+    await trail_reads.record_verification(bool(result.get("ok")), since=since)
     return result

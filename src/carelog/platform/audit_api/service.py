@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from carelog.audit import log_audit_event
+from carelog.audit import trail_reads
 from carelog.audit.filters import AuditFilters, Cursor
 from carelog.audit.query import AuditPage, AuditRecord, get_audit_logs
 from carelog.platform.audit_api import queries
@@ -22,10 +22,6 @@ from carelog.platform.errors import ApiError
 
 def _no_such(what: str) -> ApiError:
     return ApiError(f"no such {what} in this organization", status_code=404, code="NOT_FOUND")
-
-
-def _via(metadata: dict[str, Any], via: str | None) -> dict[str, Any]:
-    return {**metadata, "via": via} if via else metadata
 
 
 @dataclass
@@ -40,13 +36,7 @@ class Page:
 async def search(unit: RequestUnit, filters: AuditFilters, cursor: str | None = None) -> AuditPage:
     """One page, newest first (recorded as ``AUDIT_LOG_QUERIED``)."""
     page = await get_audit_logs(unit.session, unit.identity.org_id, filters, cursor)
-    await log_audit_event(
-        "AUDIT_LOG_QUERIED",
-        "compliance",
-        None,
-        None,
-        {"filters": filters.to_json_dict(), "returned": len(page.items), "paged": bool(cursor)},
-    )
+    await trail_reads.record_page_read(filters, len(page.items), paged=bool(cursor))
     return page
 
 
@@ -71,19 +61,8 @@ async def browse(
 ) -> Page:
     """A page that can be walked both ways (older with ``cursor``, newer with ``before``)."""
     page = await _load(unit, filters, cursor, before)
-    await log_audit_event(
-        "AUDIT_LOG_QUERIED",
-        "compliance",
-        None,
-        None,
-        _via(
-            {
-                "filters": filters.to_json_dict(),
-                "returned": len(page.items),
-                "paged": bool(cursor or before),
-            },
-            via,
-        ),
+    await trail_reads.record_page_read(
+        filters, len(page.items), paged=bool(cursor or before), via=via
     )
     return page
 
@@ -119,13 +98,7 @@ async def event(unit: RequestUnit, event_id: str, *, via: str | None = None) -> 
     if row is None:
         raise _no_such("event")
     found = AuditRecord.from_row(row)
-    await log_audit_event(
-        "AUDIT_LOG_QUERIED",
-        "compliance",
-        None,
-        None,
-        _via({"event_id": str(found.id), "returned": 1}, via),
-    )
+    await trail_reads.record_event_read(found.id, via=via)
     return found
 
 
@@ -135,14 +108,7 @@ async def subject_accesses(
     """Who accessed one data subject's records, newest first (a recorded access report)."""
     filters = AuditFilters(data_subject_id=subject_id, limit=limit)
     page = await get_audit_logs(unit.session, unit.identity.org_id, filters, cursor)
-    await log_audit_event(
-        "COMPLIANCE_REPORT_GENERATED",
-        "compliance",
-        None,
-        None,
-        _via({"kind": "access", "entries": len(page.items)}, via),
-        data_subject=subject_id,
-    )
+    await trail_reads.record_access_report(subject_id, len(page.items), via=via)
     return page
 
 

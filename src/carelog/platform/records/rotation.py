@@ -35,7 +35,7 @@ async def rotate_org(
     """Re-encrypt every record of one org that is not under the active key."""
     active = keyring.active_key_id
     result = RotationResult(org_id, active)
-    with audit_context(actor=ROTATION_ACTOR, org_id=org_id):
+    with audit_context(actor_id=ROTATION_ACTOR, org_id=org_id):
         async with scopes.system_scope(ROTATION_ACTOR, org_id) as session:
             while True:
                 rows = await queries.lock_rotation_batch(session, org_id, active, batch_size)

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
-from carelog.audit import log_audit_event
+from carelog.audit import trail_reads
 from carelog.audit.catalog import OUTCOMES, AuditCatalog
 from carelog.audit.errors import AuditInputError
 from carelog.audit.events import MASK_PREFIX
@@ -428,7 +428,5 @@ async def verify_integrity(request: Request, unit: Unit) -> Response:
         "seconds": report.seconds,
         "problem": None if problem is None else problem.message,
     }
-    await log_audit_event(
-        "AUDIT_LOG_VERIFIED", "audit_log", None, None, {"ok": report.ok, "via": "viewer"}
-    )
+    await trail_reads.record_verification(report.ok, via="viewer")
     return redirect("/audit#integrity")
