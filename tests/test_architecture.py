@@ -55,3 +55,34 @@ def test_every_environment_variable_is_documented() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [name for name in ENVIRONMENT_VARIABLES if f"`{name}`" not in readme]
     assert missing == []
+
+
+#: What builds or runs SQL. In a domain package only its ``queries`` module may hold any.
+_SQL_MARKERS = (
+    "sa.text(",
+    "sa.select(",
+    "sa.insert(",
+    "sa.update(",
+    "sa.delete(",
+    "import sqlalchemy as sa",
+)
+
+
+def test_domain_packages_keep_their_sql_in_their_queries_module() -> None:
+    """Every package under carelog.platform has one shape: endpoints (HTTP), service (rules)
+    and a queries module holding the package's SQL, so a reviewer finds every statement of a
+    domain in one file (docs/architecture.md, "Domain packages")."""
+    platform = ROOT / "src" / "carelog" / "platform"
+    offenders = [
+        f"{module.relative_to(platform)}: {marker}"
+        for package in sorted(p for p in platform.iterdir() if (p / "__init__.py").exists())
+        for module in sorted(package.glob("*.py"))
+        if module.name != "queries.py"
+        for marker in _SQL_MARKERS
+        if marker in module.read_text()
+    ]
+    assert offenders == []
+    services = sorted(platform.glob("*/service.py"))
+    assert len(services) >= 8 and all((s.parent / "queries.py").exists() for s in services), [
+        str(s.parent.name) for s in services if not (s.parent / "queries.py").exists()
+    ]

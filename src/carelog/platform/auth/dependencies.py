@@ -21,13 +21,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.context import bind_actor
-from carelog.db.schema import Organization, UserOrgMembership
 from carelog.db.session import Scopes
+from carelog.platform.auth import queries
 from carelog.platform.auth.cookies import token_from_request
 from carelog.platform.auth.tokens import (
     TokenClaims,
@@ -146,17 +145,7 @@ async def _only_membership(scopes: Scopes, user_id: str) -> uuid.UUID:
     """A token naming no organization: the user's one active membership, else say how to pick."""
     async with scopes.org_scope(user_id, _NO_ORG) as session:
         # RLS shows only the user's own memberships and the organizations they are active in.
-        rows = (
-            await session.execute(
-                sa.select(Organization.id, Organization.workos_org_id)
-                .join(UserOrgMembership, UserOrgMembership.org_id == Organization.id)
-                .where(
-                    UserOrgMembership.workos_user_id == user_id,
-                    UserOrgMembership.status == "active",
-                )
-                .order_by(Organization.workos_org_id)
-            )
-        ).all()
+        rows = (await session.execute(queries.ACTIVE_MEMBERSHIPS, {"user_id": user_id})).all()
     if len(rows) == 1:
         return uuid.UUID(str(rows[0].id))
     if not rows:
@@ -182,12 +171,10 @@ async def _resolve_org(scopes: Scopes, claims: TokenClaims) -> uuid.UUID:
         pass
     async with scopes.org_scope(claims.user_id, _NO_ORG) as session:
         # RLS shows only organizations the user is an active member of.
-        found = await session.scalar(
-            sa.select(Organization.id).where(Organization.workos_org_id == claims.org)
-        )
+        found = await session.scalar(queries.ORG_BY_WORKOS_ID, {"workos_org_id": claims.org})
     if found is None:
         raise _forbidden("you are not a member of this organization")
-    return found
+    return uuid.UUID(str(found))
 
 
 async def request_unit(
