@@ -8,28 +8,15 @@ temporary database and roles on an existing server instead, and drops them after
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from carelog.bench.audit import (
-    TARGET_COPY_SHARE,
-    TARGET_P99_MS,
-    TARGET_REFERENCE_FACTOR,
-    AuditBenchReport,
-    Result,
-    run_audit_bench,
-)
-from carelog.bench.query import (
-    TARGET_P95_MS,
-    TARGET_RLS_FACTOR,
-    QueryBenchReport,
-    run_query_bench,
-)
+from carelog.bench.audit import run_audit_bench
+from carelog.bench.query import TARGET_P95_MS, TARGET_RLS_FACTOR, run_query_bench
+from carelog.cli import bench_tables as tables
 
 app = typer.Typer(
     help="Benchmarks: ratios against baselines measured in the same run.", no_args_is_help=True
@@ -50,100 +37,6 @@ def _progress(line: str) -> None:
     out.print(f"[dim]… {line}[/]", highlight=False)
 
 
-def _table(title: str, *columns: str, left: tuple[str, ...] = ()) -> Table:
-    """A result table: the first column (and any named in ``left``) reads as text, the rest
-    as right-aligned figures."""
-    table = Table(title=title)
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 or column in left else "right")
-    return table
-
-
-def _verdict(ok: bool) -> str:
-    return "[bold green]PASS[/]" if ok else "[bold red]FAIL[/]"
-
-
-def _ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.2f}"
-
-
-def _us(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:,.0f}"
-
-
-def _audit_table(report: AuditBenchReport) -> Table:
-    copy = report.copy.rate
-    table = _table(
-        "carelog bench audit: committed events/s (ratios to this run's baselines)",
-        "run",
-        "events",
-        "events/s",
-        "x (a) same conc.",
-        "% of (b)",
-        "py µs/ev",
-        "pg µs/ev",
-        "p50 ms",
-        "p99 ms",
-        "note",
-        left=("note",),
-    )
-    rows: list[Result] = [*report.references, report.copy, *report.carelog]
-    for r in rows:
-        ref = report.reference_for(r.producers).rate if r.producers else float("nan")
-        python_us, server_us = r.cpu_us()
-        table.add_row(
-            r.name,
-            f"{r.events:,}",
-            f"{r.rate:,.0f}",
-            "-" if r in report.references or r is report.copy else f"{r.rate / ref:,.1f}",
-            f"{100 * r.rate / copy:.0f}%",
-            _us(python_us),
-            _us(server_us),
-            _ms(r.p(0.50)),
-            _ms(r.p(0.99)),
-            r.note,
-        )
-    return table
-
-
-def _audit_targets(report: AuditBenchReport) -> Table:
-    copy = report.copy.rate
-    by_name = {r.name: r for r in report.carelog}
-    top = next(
-        r for name, r in by_name.items() if name.endswith(" 256 producers") and "log_" in name
-    )
-    alone = next(r for name, r in by_name.items() if "writer alone" in name)
-    table = _table("targets", "target", "measured", "", left=("measured", ""))
-    for label, r in (("log_audit_event x256", top), ("writer alone", alone)):
-        share = r.rate / copy
-        reference = report.reference_for(r.producers)
-        factor = r.rate / reference.rate
-        table.add_row(
-            f"{label} ≥ {TARGET_COPY_SHARE:.0%} of raw COPY",
-            f"{share:.0%}",
-            _verdict(share >= TARGET_COPY_SHARE),
-        )
-        table.add_row(
-            f"{label} ≥ {TARGET_REFERENCE_FACTOR:.0f}x the reference at "
-            f"{reference.producers} producers",
-            f"{factor:,.1f}x",
-            _verdict(factor >= TARGET_REFERENCE_FACTOR),
-        )
-    p99 = top.p(0.99)
-    table.add_row(
-        f"p99 log_audit_event latency, 256 producers ≤ {TARGET_P99_MS:.0f} ms",
-        f"{p99:.2f} ms",
-        _verdict(p99 <= TARGET_P99_MS),
-    )
-    spooled = sum(r.spooled for r in report.carelog)
-    table.add_row(
-        "no measured event spooled (spooled ones never count)",
-        f"{spooled:,}",
-        _verdict(spooled == 0),
-    )
-    return table
-
-
 @app.command("audit")
 def audit(
     events: Annotated[
@@ -161,8 +54,8 @@ def audit(
         database_url=database_url,
         echo=_progress,
     )
-    out.print(_audit_table(report))
-    out.print(_audit_targets(report))
+    out.print(tables.audit_table(report))
+    out.print(tables.audit_targets(report))
     stats = report.writer_stats
     out.print(
         f"writer: {stats['committed']:,} committed in {stats['batches']:,} batches "
@@ -170,47 +63,6 @@ def audit(
         f"{stats['spooled']:,} spooled, {stats['db_failures']} database failures",
         highlight=False,
     )
-
-
-def _query_table(report: QueryBenchReport) -> Table:
-    table = _table(
-        f"carelog bench query: get_audit_logs on {report.events:,} events "
-        f"({report.iterations} iterations each; ms)",
-        "query",
-        "page",
-        "rows",
-        "unit p50",
-        "unit p95",
-        "raw unit p95",
-        "x raw unit",
-        "stmt p50",
-        "raw p50",
-        "superuser p50",
-        "x superuser",
-        "unit ≤ 5 ms",
-        "RLS ≤ 1.3x",
-        left=("page",),
-    )
-    for q in report.results:
-        unit95, raw_unit95 = q.carelog_unit.p(0.95), q.raw_unit.p(0.95)
-        raw50, su50 = q.raw.p(0.50), q.superuser.p(0.50)
-        rls = raw50 / su50 if su50 > 0 else float("nan")
-        table.add_row(
-            q.name,
-            q.page,
-            f"{q.min_rows}..{q.rows}",
-            _ms(q.carelog_unit.p(0.50)),
-            _ms(unit95),
-            _ms(raw_unit95),
-            f"{unit95 / raw_unit95:.2f}" if raw_unit95 > 0 else "-",
-            _ms(q.carelog.p(0.50)),
-            _ms(raw50),
-            _ms(su50),
-            f"{rls:.2f}",
-            _verdict(unit95 <= TARGET_P95_MS and q.min_rows > 0),
-            _verdict(rls <= TARGET_RLS_FACTOR),
-        )
-    return table
 
 
 @app.command("query")
@@ -228,7 +80,7 @@ def query(
         database_url=database_url,
         echo=_progress,
     )
-    out.print(_query_table(report))
+    out.print(tables.query_table(report))
     out.print(
         f"load: {report.events:,} events (+{report.noise:,} in another org) in "
         f"{report.load_seconds:.1f} s. 'unit' is the whole unit of work (org_scope: BEGIN, "
@@ -267,7 +119,7 @@ def http(
         database_url=database_url,
         echo=_progress,
     )
-    table = _table(
+    table = tables.new_table(
         f"carelog bench http: {workers} worker(s), {connections} connections, "
         f"{seconds:.0f} s each, "
         f"load by {report.generator} (each ratio against the /tx slices interleaved with it)",
@@ -282,12 +134,14 @@ def http(
     )
     for row in as_rows(report):
         target = row["target"]
-        verdict = "" if target is None else f"≥ {target:.1f} " + _verdict(row["ratio"] >= target)
+        verdict = (
+            "" if target is None else f"≥ {target:.1f} " + tables.verdict(row["ratio"] >= target)
+        )
         table.add_row(
             row["name"],
             f"{row['rate']:,.0f}",
-            _ms(row["p50"]),
-            _ms(row["p99"]),
+            tables.ms(row["p50"]),
+            tables.ms(row["p99"]),
             str(row["errors"]),
             "-" if row["paired"] is None else f"{row['paired']:,.0f}",
             f"{row['ratio']:.2f}",
@@ -317,7 +171,7 @@ def verify(
         database_url=database_url,
         echo=_progress,
     )
-    table = _table(
+    table = tables.new_table(
         f"carelog bench verify: {report.events:,} varied events, one organization",
         *("round", "workers", "verify_org ev/s", "stream+SHA-256 ev/s", "ratio", ""),
     )
@@ -330,7 +184,7 @@ def verify(
                 f"{v.rate:,.0f}",
                 f"{b.rate:,.0f}",
                 f"{ratio:.2f}",
-                _verdict(ratio >= TARGET_RATIO and current.reports[i].ok),
+                tables.verdict(ratio >= TARGET_RATIO and current.reports[i].ok),
             )
     out.print(table)
     last = report.rounds[-1].reports[-1]
@@ -360,7 +214,7 @@ def export(
         database_url=database_url,
         echo=_progress,
     )
-    table = _table(
+    table = tables.new_table(
         f"carelog bench export: {report.events:,} varied events, median of "
         f"{report.rounds} rounds (ratios to the raw COPY)",
         *("run", "events/s", "MiB", "x COPY", "peak RSS MiB", ""),
@@ -380,7 +234,7 @@ def export(
             f"{run.bytes / 2**20:,.0f}",
             f"{ratio:.2f}",
             f"{max(run.peak_mib):,.1f}",
-            _verdict(ratio >= TARGET_RATIO) if "JSONL" in run.label else "",
+            tables.verdict(ratio >= TARGET_RATIO) if "JSONL" in run.label else "",
         )
     out.print(table)
     out.print(
@@ -410,7 +264,7 @@ def seal(
         echo=_progress,
     )
     w, h = report.writer, report.loaded
-    table = _table(
+    table = tables.new_table(
         "carelog bench seal: events/s in one run (ratios to the writer, (w))",
         *("run", "events", "events/s", "x (w)", "p99 ms", "deadline misses", ""),
     )
@@ -419,7 +273,7 @@ def seal(
         f"{w.events:,}",
         f"{w.rate:,.0f}",
         "1.00",
-        _ms(w.p(0.99)),
+        tables.ms(w.p(0.99)),
         str(report.writer_misses),
         "",
     )
@@ -430,21 +284,49 @@ def seal(
         f"{report.factor:.2f}",
         "-",
         "-",
-        _verdict(report.factor >= TARGET_SEAL_FACTOR),
+        tables.verdict(report.factor >= TARGET_SEAL_FACTOR),
     )
     table.add_row(
         "(h) writer while the sealer runs",
         f"{h.events:,}",
         f"{h.rate:,.0f}",
         f"{h.rate / w.rate:.2f}" if w.rate else "-",
-        _ms(h.p(0.99)),
+        tables.ms(h.p(0.99)),
         str(report.loaded_misses),
-        _verdict(report.loaded_misses == 0),
+        tables.verdict(report.loaded_misses == 0),
     )
     out.print(table)
     out.print(
         f"the sealer sealed {report.sealed_meanwhile:,} events during (h) "
         f"(backlog {report.backlog:,}); targets: (s) ≥ {TARGET_SEAL_FACTOR:.0f} x (w), "
         "no deadline miss in (h)",
+        highlight=False,
+    )
+
+
+@app.command("unit")
+def unit(
+    units: Annotated[int, typer.Option("--units", min=100, help="Units per layer and round.")] = (
+        5_000
+    ),
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Repeat the runs.")] = 2,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """One unit of work (BEGIN, context, one RLS read, COMMIT) by the layer that runs it."""
+    from carelog.bench.unit import run_unit_bench
+
+    report = run_unit_bench(units=units, rounds=rounds, database_url=database_url, echo=_progress)
+    table = tables.new_table(
+        f"carelog bench unit: {report.units:,} units per run, one connection, app role",
+        *("run", "CPU µs/unit", "wall µs/unit", "CPU x (a)"),
+    )
+    for run in report.runs:
+        table.add_row(
+            run.label, f"{run.cpu_us:,.0f}", f"{run.wall_us:,.0f}", f"{report.ratio(run):.2f}"
+        )
+    out.print(table)
+    out.print(
+        "CPU is this process's (time.process_time); each ratio is against (a) of its round. "
+        "Every audited request pays (c) at least once before its own work.",
         highlight=False,
     )
