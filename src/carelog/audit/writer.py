@@ -92,6 +92,11 @@ LANES = 2
 SPLIT_AT = 32  # a lane leaves half of a larger backlog to an idle lane
 GROUP_SIZE = 32  # producers sharing one future; a lane takes whole groups
 REPLAY_CHUNK = 250  # spool lines per replayed insert
+#: A batch is sized to commit within this share of the deadline, at the insert cost per event
+#: measured on recent batches: a backlog grows batches only as far as they still fit, so a
+#: large batch is never the reason the deadline passes (which would spool a healthy
+#: database's events). The rest of the deadline is headroom for a busy event loop.
+DEADLINE_SHARE = 0.4
 
 
 def wire_of(event: AuditEvent) -> bytes:
@@ -156,6 +161,7 @@ class AuditWriter:
         self._next_orphan_scan = 0.0
         self._stopping = False
         self._busy = 0  # lanes persisting a batch
+        self._seconds_per_event = 0.0  # recent inserts' cost (moving average), 0: not measured
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -279,7 +285,7 @@ class AuditWriter:
                 seen = self._waiting
                 await asyncio.sleep(0)
         waiting = self._waiting
-        take = min(waiting, self.max_batch)
+        take = min(waiting, self.batch_limit())
         if self._busy < self.lanes - 1 and waiting >= 2 * SPLIT_AT:
             take = min(take, (waiting + 1) // 2)
         groups = self._groups
@@ -287,7 +293,7 @@ class AuditWriter:
         taken = 0
         while groups:
             size = len(groups[0].wires)
-            if batch and (taken >= take or taken + size > self.max_batch):
+            if batch and (taken >= take or taken + size > take):
                 break
             group = groups.popleft()
             if group is self._open:
@@ -322,7 +328,21 @@ class AuditWriter:
                 return
             await self._spool(batch, wires)
 
+    def batch_limit(self) -> int:
+        """The most events one insert may carry: ``max_batch``, and no more than commit within
+        :data:`DEADLINE_SHARE` of the deadline at the measured cost (never below one group)."""
+        if self._seconds_per_event <= 0:
+            return self.max_batch
+        fits = int(DEADLINE_SHARE * self.deadline / self._seconds_per_event)
+        return max(self._group_size, min(self.max_batch, fits))
+
+    def _measured(self, events: int, seconds: float) -> None:
+        cost = seconds / max(1, events)
+        previous = self._seconds_per_event
+        self._seconds_per_event = cost if previous <= 0 else 0.7 * previous + 0.3 * cost
+
     async def _try_insert(self, wires: list[bytes], lane: int) -> bool:
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.deadline):
                 await self._execute(document_of(wires), lane)
@@ -330,6 +350,7 @@ class AuditWriter:
             self._open_circuit(exc)
             await self._close_conn(lane)
             return False
+        self._measured(len(wires), time.monotonic() - started)
         self.stats.committed += len(wires)
         return True
 
