@@ -145,7 +145,7 @@ def _guest(email: str, name: str, notes: str | None) -> dict[str, str | None]:
     return {"guest_email": email, "guest_name": name, "guest_notes": notes}
 
 
-async def check_paid_slot(
+async def check_bookable(
     session: AsyncSession,
     org_id: uuid.UUID,
     expert: str,
@@ -153,18 +153,8 @@ async def check_paid_slot(
     end: dt.datetime,
     guest_email: str,
 ) -> None:
-    """The checks a free booking gets, before a paid one is sent to checkout (422/409)."""
-    await _check_bookable(session, org_id, expert, start, end, guest_email)
-
-
-async def _check_bookable(
-    session: AsyncSession,
-    org_id: uuid.UUID,
-    expert: str,
-    start: dt.datetime,
-    end: dt.datetime,
-    guest_email: str,
-) -> None:
+    """The slot checks every booking gets (422/409): a free one before its meeting is
+    inserted, a paid one before it is sent to checkout."""
     rules = await _lock_rules(session, org_id, expert)
     if rules is None:
         raise ApiError(
@@ -194,7 +184,7 @@ async def book_free(scopes: Scopes, data: BookingIn) -> MeetingOut:
     try:
         with system_audit(PUBLIC_BOOKING_ACTOR, event.org_id):
             async with scopes.system_scope(PUBLIC_BOOKING_ACTOR, event.org_id) as session:
-                await _check_bookable(
+                await check_bookable(
                     session, event.org_id, event.workos_user_id, start, end, data.guest_email
                 )
                 subject = await subject_directory().resolve(

@@ -34,7 +34,7 @@ from carelog.platform.common import system_audit
 from carelog.platform.errors import ApiError, conflict, not_found
 from carelog.platform.http import PlainText
 from carelog.platform.meetings.schemas import EMAIL_PATTERN
-from carelog.platform.meetings.service import check_paid_slot, slot_taken
+from carelog.platform.meetings.service import check_bookable, slot_taken
 from carelog.platform.payments import queries
 from carelog.platform.payments.orgs import record_ref
 from carelog.platform.schedule.schemas import Timezone
@@ -96,7 +96,7 @@ async def create_checkout(scopes: Scopes, settings: Settings, data: CheckoutIn) 
     end = start + dt.timedelta(minutes=event.duration_in_minutes)
     org, expert = event.org_id, event.workos_user_id
     async with scopes.system_scope(ACTOR, org) as session:
-        await check_paid_slot(session, org, expert, start, end, data.guest_email)
+        await check_bookable(session, org, expert, start, end, data.guest_email)
         rate = await session.scalar(queries.COMMISSION_RATE, {"org_id": org})
         account = await session.scalar(queries.EXPERT_CONNECT_ACCOUNT, {"expert_id": expert})
     fee = int(event.price) * int(rate or 0) // 10_000
