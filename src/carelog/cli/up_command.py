@@ -134,7 +134,7 @@ def up(
                 "(liveness: /health, readiness: /ready, docs: /docs)"
             )
             if workers == 1:
-                app = create_app(Runtime(settings, db), sealer=True)
+                app = create_app(Runtime(settings, db), sealer=True, freeze_heap=True)
                 config = uvicorn.Config(app, log_level="info", **server_options())
                 _Server(config).run(sockets=[sock])
             else:

@@ -8,6 +8,7 @@ its services come from the runtime it is given (``app.state.runtime``).
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,13 +30,22 @@ from carelog.web.viewer import router as viewer_router
 from carelog.web.viewer.accounting import router as accounting_router
 
 
-def create_app(runtime: Runtime, *, sealer: bool = False) -> FastAPI:
+def create_app(runtime: Runtime, *, sealer: bool = False, freeze_heap: bool = False) -> FastAPI:
     """The service. ``sealer=True`` (``carelog up``) also seals the audit log in the background;
-    tests leave it off and seal on demand, so no background task races their assertions."""
+    tests leave it off and seal on demand, so no background task races their assertions.
+
+    ``freeze_heap=True`` (``carelog up`` and its workers) moves everything alive once the
+    service has started (modules, routes, models, pools: ~160,000 objects) out of the garbage
+    collector's reach with ``gc.freeze()``: they live as long as the process, and a full
+    collection no longer walks them, which took 40-150 ms here each time, in the middle of
+    whichever requests were running."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with runtime.started(sealer=sealer):
+            if freeze_heap:
+                gc.collect()
+                gc.freeze()
             yield
 
     app = FastAPI(

@@ -26,4 +26,4 @@ def app() -> FastAPI:
             field="CARELOG_DATABASE_URL",
             hint="run `carelog up --workers N`, or migrate with `carelog db upgrade` and set it",
         )
-    return create_app(Runtime(settings, Database.open(settings)), sealer=True)
+    return create_app(Runtime(settings, Database.open(settings)), sealer=True, freeze_heap=True)
