@@ -1,7 +1,7 @@
 """The served app (``carelog up``, its workers) freezes its startup heap; tests' apps do not.
 
 A full garbage collection walks every tracked object: with the service's ~160,000 start-up
-objects that is tens of milliseconds in the middle of running requests. Frozen objects are
+objects that took 120-160 ms here, in the middle of running requests. Frozen objects are
 skipped, so the collector only walks what requests allocate.
 """
 

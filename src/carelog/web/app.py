@@ -37,7 +37,7 @@ def create_app(runtime: Runtime, *, sealer: bool = False, freeze_heap: bool = Fa
     ``freeze_heap=True`` (``carelog up`` and its workers) moves everything alive once the
     service has started (modules, routes, models, pools: ~160,000 objects) out of the garbage
     collector's reach with ``gc.freeze()``: they live as long as the process, and a full
-    collection no longer walks them, which took 40-150 ms here each time, in the middle of
+    collection no longer walks them, which took 120-160 ms here each time, in the middle of
     whichever requests were running."""
 
     @asynccontextmanager
