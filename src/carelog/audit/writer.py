@@ -40,7 +40,6 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 import psycopg
 
 from carelog.audit.batching import Group, GroupFuture, WriterStats, health_of
@@ -49,6 +48,7 @@ from carelog.audit.events import AuditEvent
 from carelog.audit.lanes import LaneConnections
 from carelog.audit.recovery import describe_db_error, replay_spool
 from carelog.audit.spool import Spool, describe_os_error
+from carelog.audit.wire import COLUMNS, INSERT_SQL, document, document_of, wire_of
 
 __all__ = [
     "COLUMNS",
@@ -62,32 +62,6 @@ __all__ = [
 
 log = logging.getLogger("carelog.audit.writer")
 
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "uuid"),
-    ("org_id", "uuid"),
-    ("workos_user_id", "text"),
-    ("actor_type", "text"),
-    ("action", "text"),
-    ("resource_type", "text"),
-    ("resource_id", "text"),
-    ("outcome", "text"),
-    ("data_subject_id", "text"),
-    ("old_values", "jsonb"),
-    ("new_values", "jsonb"),
-    ("metadata", "jsonb"),
-    ("ip_address", "inet"),
-    ("user_agent", "text"),
-    ("request_id", "text"),
-    ("created_at", "timestamptz"),
-    ("source", "text"),
-    ("schema_version", "int2"),
-)
-_NAMES = ", ".join(name for name, _ in COLUMNS)
-INSERT_SQL = (
-    f"INSERT INTO audit_logs ({_NAMES}) SELECT {_NAMES} FROM json_to_recordset(%s::json) AS r("
-    + ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
-    + ") ON CONFLICT DO NOTHING"
-)
 LANES = 2
 SPLIT_AT = 32  # a lane leaves half of a larger backlog to an idle lane
 GROUP_SIZE = 32  # producers sharing one future; a lane takes whole groups
@@ -97,28 +71,6 @@ REPLAY_CHUNK = 250  # spool lines per replayed insert
 #: large batch is never the reason the deadline passes (which would spool a healthy
 #: database's events). The rest of the deadline is headroom for a busy event loop.
 DEADLINE_SHARE = 0.4
-
-
-def wire_of(event: AuditEvent) -> bytes:
-    """The event as one JSON object (bytes): an element of the insert's document and the body
-    of its spool line. The JSON columns are embedded as JSON, ids and times as strings.
-
-    This is the one wire format: the live insert, the spool, replays, redrives and the legacy
-    import all use it. orjson serialises the slotted dataclass natively (fields in column
-    order, UUIDs and aware datetimes as RFC 4122 / RFC 3339 strings), several times cheaper
-    than building a dict first."""
-    return orjson.dumps(event)
-
-
-def document_of(wires: Sequence[bytes]) -> str:
-    """The insert's ``json_to_recordset`` document from :func:`wire_of` bodies."""
-    return (b"[" + b",".join(wires) + b"]").decode()
-
-
-def document(rows: Sequence[dict[str, Any]]) -> str:
-    """The batch as one JSON array for ``json_to_recordset``, from parsed :func:`wire_of`
-    bodies (spool lines being replayed or redriven)."""
-    return orjson.dumps(list(rows)).decode()
 
 
 class AuditWriter:
@@ -337,7 +289,11 @@ class AuditWriter:
         return max(self._group_size, min(self.max_batch, fits))
 
     def _measured(self, events: int, seconds: float) -> None:
-        cost = seconds / max(1, events)
+        # Only batches of at least a group teach the cost: a lone event's time is mostly the
+        # round trip and the event loop's lag, which would make every batch look expensive.
+        if events < self._group_size:
+            return
+        cost = seconds / events
         previous = self._seconds_per_event
         self._seconds_per_event = cost if previous <= 0 else 0.7 * previous + 0.3 * cost
 
