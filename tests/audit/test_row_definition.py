@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import cast
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -20,7 +21,8 @@ from carelog.audit.events import AuditEvent
 from carelog.audit.integrity.rows import EVENT_FIELDS, EXCLUDED_COLUMNS
 from carelog.audit.query import COLUMNS as READ_COLUMNS
 from carelog.audit.query import AuditRecord
-from carelog.audit.writer import COLUMNS as WRITER_COLUMNS
+from carelog.audit.wire import COLUMNS as WRITER_COLUMNS
+from carelog.audit.wire import wire_of
 from carelog.db.schema import AuditLog
 from carelog.platform.audit_api.schemas import AuditEventOut
 
@@ -53,6 +55,7 @@ def test_the_integrity_format_covers_the_table_exactly() -> None:
 
 
 def test_an_event_writes_every_column() -> None:
+    """What is stored is the wire body (every path inserts it): the table's columns, in order."""
     fields = {f for f in AuditEvent.__slots__ if not f.startswith("_")}  # type: ignore[attr-defined]
     assert set(EVENT_COLUMNS) <= fields
     event = AuditEvent.__new__(AuditEvent)
@@ -60,4 +63,4 @@ def test_an_event_writes_every_column() -> None:
         object.__setattr__(event, name, None)
     object.__setattr__(event, "id", uuid.uuid4())
     object.__setattr__(event, "created_at", datetime.now(UTC))
-    assert tuple(event.as_row()) == EVENT_COLUMNS
+    assert tuple(orjson.loads(wire_of(event))) == EVENT_COLUMNS

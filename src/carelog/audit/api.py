@@ -26,17 +26,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import insert, null
+import sqlalchemy as sa
 
 from carelog.audit.catalog import ActionSpec, AuditCatalog, Outcome
 from carelog.audit.context import AuditContext, current_context, snapshot
 from carelog.audit.errors import AuditInputError
 from carelog.audit.events import ERASED, AuditEvent, Masker, build_event
 from carelog.audit.subject_keys import SubjectKeyStore
+from carelog.audit.wire import document_of, insert_sql, wire_of
 from carelog.audit.writer import AuditWriter
 from carelog.core.errors import ConfigurationError
-from carelog.db.schema import AuditLog
 from carelog.db.session import commits_before_disclosure, current_unit
+
+#: The writer's own statement, for an event stored in the caller's transaction: one row
+#: format (``wire_of``) and one insert whichever way an event is stored.
+_INSERT_IN_UNIT = sa.text(insert_sql("CAST(:doc AS json)"))
 
 _log = logging.getLogger("carelog.audit")
 
@@ -172,7 +176,7 @@ async def log_audit_event(
     )
     unit = current_unit()
     if unit is not None and outcome == "success" and not foreign and _joins_unit(spec, context):
-        await unit.execute(insert(AuditLog), [_orm_row(event)])
+        await unit.execute(_INSERT_IN_UNIT, {"doc": document_of([wire_of(event)])})
         return event
     await service.writer.submit(event, fail_closed=spec.fail_closed)
     return event
@@ -241,16 +245,6 @@ def _joins_unit(spec: ActionSpec, context: AuditContext) -> bool:
 def _org_of_context() -> uuid.UUID | None:
     ctx = snapshot()
     return None if ctx is None else ctx.org_id
-
-
-def _orm_row(event: AuditEvent) -> dict[str, Any]:
-    """ORM insert values; absent JSON is SQL NULL, not the JSON literal ``null``."""
-    row = event.as_row()
-    row["metadata_"] = row.pop("metadata")
-    for key in ("old_values", "new_values", "metadata_"):
-        if row[key] is None:
-            row[key] = null()
-    return row
 
 
 def _bridge_loop(writer: AuditWriter) -> asyncio.AbstractEventLoop:

@@ -81,29 +81,6 @@ class AuditEvent:
     def actor_id(self) -> str:
         return self.workos_user_id
 
-    def as_row(self) -> dict[str, Any]:
-        """Column values for an ORM/Core insert (``metadata`` is a reserved ORM name)."""
-        return {
-            "id": self.id,
-            "org_id": self.org_id,
-            "workos_user_id": self.workos_user_id,
-            "actor_type": self.actor_type,
-            "action": self.action,
-            "resource_type": self.resource_type,
-            "resource_id": self.resource_id,
-            "outcome": self.outcome,
-            "data_subject_id": self.data_subject_id,
-            "old_values": self.old_values,
-            "new_values": self.new_values,
-            "metadata": self.metadata,
-            "ip_address": self.ip_address,
-            "user_agent": self.user_agent,
-            "request_id": self.request_id,
-            "created_at": self.created_at,
-            "source": self.source,
-            "schema_version": self.schema_version,
-        }
-
 
 class Masker:
     """Keyed hashing of sensitive values: equal inputs give equal masks, nothing is revealed.

@@ -16,7 +16,7 @@ import psycopg
 from carelog.audit.quarantine import Entry, Quarantine
 from carelog.audit.recovery import describe_db_error, is_refusal
 from carelog.audit.spool import decode_line
-from carelog.audit.writer import INSERT_SQL, document
+from carelog.audit.wire import INSERT_SQL, document
 
 log = logging.getLogger("carelog.audit.redrive")
 

@@ -45,7 +45,8 @@ from carelog.audit.api import AuditService, log_audit_event
 from carelog.audit.context import audit_context
 from carelog.audit.events import AuditEvent, build_event
 from carelog.audit.setup import create_audit_service
-from carelog.audit.writer import COLUMNS, LANES, wire_of
+from carelog.audit.wire import COLUMNS, wire_of
+from carelog.audit.writer import LANES
 from carelog.bench import BenchDatabase, Member, bench_database, percentile
 from carelog.bench.cpu import CpuUse, ServerCpu, measure_cpu
 from carelog.bench.mix import call_args

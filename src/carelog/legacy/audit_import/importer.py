@@ -46,7 +46,7 @@ from carelog.audit.api import log_audit_event
 from carelog.audit.context import audit_context
 from carelog.audit.errors import AuditInputError
 from carelog.audit.events import AuditEvent, Masker
-from carelog.audit.writer import INSERT_SQL, document_of, wire_of
+from carelog.audit.wire import INSERT_SQL, document_of, wire_of
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
 from carelog.legacy.audit_import.convert import (
