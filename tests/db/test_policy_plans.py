@@ -90,3 +90,21 @@ def test_hoisted_policies_still_refuse_non_admins_and_other_orgs(
     with _as_app(db, world.a.owner, world.b.org_id) as conn:  # A's owner with B's context
         sql_b, params_b = _page_sql(world.b.org_id)
         assert conn.execute(sql_b, params_b).fetchall() == []
+
+
+def test_the_membership_look_up_keeps_its_plan_for_the_session(
+    world_db: tuple[Database, World],
+) -> None:
+    """Every tenant policy calls ``app.current_org_role()``. As a LANGUAGE sql function that
+    reads a table it could not be inlined, and PostgreSQL planned its query again on every
+    guarded statement (its InitPlan took 0.39-0.54 ms on a warm connection, against
+    0.06-0.07 ms now: docs/performance.md). PL/pgSQL keeps the prepared plan for the session
+    (migration 0011); the policies' answers are the other tests' business."""
+    db, _ = world_db
+    with psycopg.connect(_conninfo(db, "admin")) as conn:
+        row = conn.execute(
+            "SELECT l.lanname, p.provolatile, p.prosecdef FROM pg_proc p"
+            " JOIN pg_language l ON l.oid = p.prolang"
+            " WHERE p.oid = 'app.current_org_role()'::regprocedure"
+        ).fetchone()
+    assert row == ("plpgsql", "s", False)  # cached plan; stable; the caller's own rights

@@ -46,7 +46,9 @@ class ServerCpu:
         try:
             with psycopg.connect(admin_conninfo, autocommit=True) as conn:
                 row = conn.execute("SELECT pg_backend_pid()").fetchone()
-            fields = _stat_fields(int(row[0])) if row else None
+                # read while the backend lives: once the connection closes, its /proc entry
+                # may already be gone and the server's CPU would silently go unreported
+                fields = _stat_fields(int(row[0])) if row else None
             if fields is not None:
                 self.postmaster = int(fields[1])  # field 4 of the file: the parent's pid
         except (psycopg.Error, ValueError):
