@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -79,7 +78,7 @@ async def _timed(label: str, units: int, one: Callable[[], Awaitable[Any]]) -> U
 
 async def _measure(bench: BenchDatabase, units: int, rounds: int) -> list[UnitRun]:
     member = bench.members[0]
-    user, org = member.user_id, str(member.org_id)
+    user, org, org_id = member.user_id, str(member.org_id), member.org_id
     raw = await psycopg.AsyncConnection.connect(bench.conninfo("app"))
     core = create_async_engine(bench.database.url_for("app"), pool_size=1, max_overflow=0)
     scopes = Scopes(bench.database)
@@ -87,16 +86,16 @@ async def _measure(bench: BenchDatabase, units: int, rounds: int) -> list[UnitRu
     async def floor() -> None:
         async with raw.transaction():
             await raw.execute(_SET_CONTEXT, (user, org))
-            await (await raw.execute(_SELECT, (uuid.UUID(org),))).fetchone()
+            await (await raw.execute(_SELECT, (org_id,))).fetchone()
 
     async def with_core() -> None:
         async with core.connect() as conn, conn.begin():
             await conn.execute(_SET_CONTEXT_TEXT, {"user_id": user, "org_id": org})
-            (await conn.execute(_SELECT_TEXT, {"org_id": uuid.UUID(org)})).first()
+            (await conn.execute(_SELECT_TEXT, {"org_id": org_id})).first()
 
     async def with_carelog() -> None:
         async with scopes.org_scope(user, org) as session:
-            (await session.execute(_SELECT_TEXT, {"org_id": uuid.UUID(org)})).first()
+            (await session.execute(_SELECT_TEXT, {"org_id": org_id})).first()
 
     runs: list[UnitRun] = []
     try:
