@@ -50,6 +50,8 @@ from carelog.audit.recovery import describe_db_error, replay_spool
 from carelog.audit.spool import Spool, describe_os_error
 from carelog.audit.wire import COLUMNS, INSERT_SQL, document, document_of, wire_of
 
+# The row format lives in carelog.audit.wire; COLUMNS and the encoders stay importable from here,
+# where the first release defined them.
 __all__ = [
     "COLUMNS",
     "INSERT_SQL",
