@@ -18,7 +18,8 @@ import pytest
 from api_harness import Api, running_api
 
 from carelog.audit.context import audit_context
-from carelog.audit.export import export_audit_logs, restore_cell
+from carelog.audit.export import export_audit_logs
+from carelog.audit.export_copy import restore_cell
 from carelog.audit.filters import AuditFilters
 from carelog.db.engine import Database
 from carelog.db.session import Scopes

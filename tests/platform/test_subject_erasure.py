@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
+import io
 import json
 import subprocess
 import time
@@ -190,6 +192,20 @@ async def test_erasure_keeps_every_proof_and_no_personal_value_survives_in_a_dum
     exported = [json.loads(line) for line in export.text.splitlines()]
     [booked] = [e for e in exported if e["action"] == "APPOINTMENT_CREATED"]
     assert booked["new_values"]["guest_email"] == "[erased]"
+    assert "sealed:" not in export.text
+    # The CSV export too (its rows are rendered from the same PostgreSQL line).
+    export = await api.client.get(
+        "/api/audit/export",
+        params={"format": "csv", "data_subject_id": subject},
+        headers=owner(api),
+    )
+    assert export.status_code == 200, export.text
+    [row] = [
+        r
+        for r in csv.DictReader(io.StringIO(export.text, newline=""))
+        if r["action"] == "APPOINTMENT_CREATED"
+    ]
+    assert json.loads(row["new_values"])["guest_email"] == "[erased]"
     assert "sealed:" not in export.text
     api.client.cookies.set(SESSION_COOKIE, api.token(api.world.a.owner, org, role="owner"))
     page = await api.client.get(f"/audit/events/{created['id']}")

@@ -11,8 +11,6 @@ durable ``AUDIT_LOG_EXPORT_STARTED`` event (fail-closed: no record, no export) a
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import uuid
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from contextlib import aclosing, suppress
@@ -25,12 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.errors import AuditInputError
-from carelog.audit.export_jsonl import stream_jsonl
+from carelog.audit.export_copy import (
+    CSV_HEADER,
+    stream_lines,
+)
 from carelog.audit.filters import AuditFilters
 from carelog.audit.query import (
     BATCH_SIZE,
-    COLUMNS,
-    JSON_COLUMNS,
     AuditRecord,
     stream_records,
 )
@@ -86,47 +85,6 @@ def workos_event(record: AuditRecord) -> dict[str, Any]:
     }
 
 
-# Characters that make a spreadsheet treat a cell as a formula or control input (OWASP "CSV
-# Injection": = + - @, tab, carriage return), plus the quote that marks a neutralised cell.
-_FORMULA_START = frozenset("=+-@\t\r'")
-
-
-def neutralise_cell(value: str) -> str:
-    """A CSV cell no spreadsheet evaluates: a leading ``'`` is added when the cell starts with
-    a formula character (or with ``'`` itself). The original is always :func:`restore_cell` of
-    the output: drop one leading ``'`` if there is one. defusedcsv (the maintained library for
-    this) was considered: it leaves tab and CR alone and rewrites ``|`` in a way that cannot be
-    undone, and an audit export must be recoverable byte for byte."""
-    return "'" + value if value and value[0] in _FORMULA_START else value
-
-
-def restore_cell(value: str) -> str:
-    """The original value of a cell written by :func:`neutralise_cell`."""
-    return value[1:] if value.startswith("'") else value
-
-
-def _csv(records: list[AuditRecord], first: bool) -> bytes:
-    buffer = io.StringIO()
-    # RFC 4180 line ends: a field holding a lone CR is then quoted too (csv quotes fields
-    # containing characters of the line terminator), so no value can split a row.
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    if first:
-        writer.writerow(COLUMNS)
-    for record in records:
-        row = record.to_json_dict()
-        writer.writerow(
-            [
-                ""
-                if row[c] is None
-                else orjson.dumps(row[c]).decode()
-                if c in JSON_COLUMNS
-                else neutralise_cell(str(row[c]))
-                for c in COLUMNS
-            ]
-        )
-    return buffer.getvalue().encode()
-
-
 def _workos(records: list[AuditRecord], first: bool) -> bytes:
     body = b",\n".join(orjson.dumps(workos_event(r)) for r in records)
     if not body:
@@ -134,20 +92,8 @@ def _workos(records: list[AuditRecord], first: bool) -> bytes:
     return (b"[\n" if first else b",\n") + body
 
 
-#: The record-at-a-time encoders; JSONL lines are rendered by PostgreSQL (``export_jsonl``).
-_ENCODERS: dict[str, Callable[[list[AuditRecord], bool], bytes]] = {
-    "csv": _csv,
-    "workos": _workos,
-}
-
-
-def _closing(fmt: ExportFormat, rows: int) -> bytes:
-    """What ends the document: the CSV header of an empty export, the JSON array's bracket."""
-    if fmt == "csv" and rows == 0:
-        return _csv([], True)
-    if fmt == "workos":
-        return b"[]\n" if rows == 0 else b"\n]\n"
-    return b""
+#: The formats whose rows PostgreSQL renders and ``COPY`` streams (``export_copy``).
+_RENDERED = frozenset({"jsonl", "csv"})
 
 
 # --------------------------------------------------------------------------- streaming
@@ -163,27 +109,26 @@ async def stream_export(
     batch_size: int = BATCH_SIZE,
 ) -> AsyncGenerator[bytes, None]:
     """The encoded document, one chunk per batch; records nothing (see export_audit_logs)."""
-    if check_format(fmt) == "jsonl":
+    if check_format(fmt) in _RENDERED:
+        if fmt == "csv":
+            yield CSV_HEADER
         # Closed here, not left to the garbage collector: the COPY holds the connection.
-        jsonl = stream_jsonl(session, org_id, filters, batch_size, on_rows, CLOSE_SECONDS)
-        async with aclosing(jsonl) as lines:
-            async for chunk in lines:
+        copied = stream_lines(session, org_id, filters, fmt, batch_size, on_rows, CLOSE_SECONDS)
+        async with aclosing(copied) as chunks:
+            async for chunk in chunks:
                 yield chunk
         return
-    encode = _ENCODERS[check_format(fmt)]
     rows = 0
     async for batch in stream_records(session, org_id, filters, batch_size):
         erased = await erased_subjects(session, org_id, (r.data_subject_id for r in batch))
         if erased or any(r.schema_version >= 2 for r in batch):
             batch = [_presented(r, r.data_subject_id in erased) for r in batch]
-        chunk = encode(batch, rows == 0)
+        chunk = _workos(batch, rows == 0)
         rows += len(batch)
         if on_rows is not None:
             on_rows(len(batch))
         yield chunk
-    closing = _closing(check_format(fmt), rows)
-    if closing:
-        yield closing
+    yield b"[]\n" if rows == 0 else b"\n]\n"
 
 
 def _presented(record: AuditRecord, erased: bool) -> AuditRecord:

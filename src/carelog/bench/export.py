@@ -37,7 +37,7 @@ from carelog.audit.filters import AuditFilters
 from carelog.bench import BenchDatabase, bench_database
 from carelog.runtime import Runtime
 
-#: carelog's JSONL export against the raw COPY of the same rows (events/s ratio).
+#: carelog's JSONL and CSV exports against the raw COPY of the same rows (events/s ratio).
 TARGET_RATIO = 0.5
 
 _LOAD_SQL = """
