@@ -11,6 +11,9 @@ loopback load (:mod:`carelog.bench.load`) is driven at each endpoint in turn:
 - ``POST /api/appointments/{id}/records``: an encrypted write audited in its transaction;
 - ``GET /api/audit/events?limit=50``: an owner's first audit page;
 
+With ``--workers N`` the service runs N worker processes and the baseline N processes on one
+port, so both sides get the same cores.
+
 Each endpoint is measured in ``rounds`` slices interleaved with slices of ``/tx`` of the same
 length (``/tx``, endpoint, ``/tx``, endpoint, ...), and its ratio is its successful requests
 over the paired ``/tx`` slices' successful requests: on a shared machine whose load drifts
@@ -27,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,7 +213,7 @@ def run_http_bench(
         with _process(service, env, workdir / "service.log", f"{api}/health"):
             access = _demo_access(api, env)
             conninfo = _app_conninfo(env)
-            echo(f"starting the FastAPI baseline on :{base_port}")
+            echo(f"starting the FastAPI baseline on :{base_port} ({workers} process(es))")
             baseline = [
                 sys.executable,
                 "-m",
@@ -224,7 +227,10 @@ def run_http_bench(
                 "--org",
                 access.org,
             ]
-            with _process(baseline, env, workdir / "baseline.log", f"{base}/tx"):
+            with ExitStack() as baselines:
+                for n in range(workers):  # as many processes as the service has workers
+                    log = workdir / f"baseline-{n}.log"
+                    baselines.enter_context(_process(baseline, env, log, f"{base}/tx"))
                 report = HttpBenchReport(chosen, connections, seconds, workers)
                 _drive_all(report, api, base, access, rounds, echo)
         return report

@@ -8,12 +8,15 @@ Two routes on FastAPI + uvicorn, nothing else (no middleware, no authentication,
   and running ``SELECT 1``: the framework plus the minimum one tenant-scoped round trip costs.
 
 Run as its own process by the benchmark (``python -m carelog.bench.http_baseline``), on the
-same machine and in the same run as the service, so both see the same load.
+same machine and in the same run as the service, so both see the same load. Against a service
+with N workers the benchmark starts N of these on one port (``SO_REUSEPORT``: the kernel spreads
+the connections), so the baseline gets the same cores the service gets.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -61,7 +64,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--org", required=True)
     args = parser.parse_args(argv)
     app = create_baseline(args.conninfo, args.user, args.org)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # one port, several processes
+    sock.bind(("127.0.0.1", args.port))
+    sock.listen(2048)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":
