@@ -104,6 +104,8 @@ class Masker:
 
     def has_personal(self, value: Any, parent: str | None = None) -> bool:
         """Whether a personal field occurs anywhere in ``value`` (worth fetching a key for)."""
+        if type(value) in _LEAVES:
+            return False
         if isinstance(value, Mapping):
             judge = self.personal.is_sensitive
             return any(
@@ -130,29 +132,45 @@ class Masker:
         parent: str | None = None,
     ) -> Any:
         """Mask (or seal) every sensitive field, at any depth (a key is judged with its
-        parent's); ``path`` locates the value inside the event (the seal's associated data)."""
+        parent's); ``path`` locates the value inside the event (the seal's associated data).
+
+        Plain values (strings, numbers, booleans, null) are checked by exact type before the
+        abstract ``Mapping`` test: on ``carelog bench audit``'s mix that test, run for every
+        leaf, was a quarter of building an event."""
+        if type(value) in _LEAVES:
+            return value
         if isinstance(value, Mapping):
             sensitive = self.sensitive.is_sensitive
             personal = self.personal.is_sensitive
             out: dict[str, Any] = {}
             for k, v in value.items():
-                name = str(k)
-                here = f"{path}/{name}"
+                name = k if type(k) is str else str(k)
                 if v is None or not sensitive(name, parent):
-                    out[name] = self.scrub(v, sealer, here, erased=erased, parent=name)
+                    if type(v) in _LEAVES:
+                        out[name] = v
+                    else:
+                        here = f"{path}/{name}"
+                        out[name] = self.scrub(v, sealer, here, erased=erased, parent=name)
                 elif erased and personal(name, parent):
                     out[name] = ERASED_VALUE
                 elif sealer is not None and personal(name, parent):
+                    here = f"{path}/{name}"
                     out[name] = sealer.seal(_jsonable(v, here, MAX_CHANGES_BYTES), here)
                 else:
                     out[name] = self.mask_value(v)
             return out
         if isinstance(value, (list, tuple)):
             return [
-                self.scrub(v, sealer, f"{path}/{i}", erased=erased, parent=parent)
+                v
+                if type(v) in _LEAVES
+                else self.scrub(v, sealer, f"{path}/{i}", erased=erased, parent=parent)
                 for i, v in enumerate(value)
             ]
         return value
+
+
+#: Values with nothing inside to mask: returned as they are, without the ``Mapping`` test.
+_LEAVES = frozenset({str, int, float, bool, type(None)})
 
 
 def _jsonable(value: Any, field: str, limit: int) -> Any:
