@@ -369,3 +369,22 @@ async def test_csv_rows_rendered_from_postgresql_lines_match_the_read_api(
             row[i] = json.loads(row[i]) if row[i] else None
         assert row == _expected_cells(record), record["id"]
     assert list(exported) == [r["id"] for r in read]  # newest first, like the read API
+
+
+def test_presented_lines_keep_wide_integers_exact() -> None:
+    """A line re-written to present erased values keeps every other value as it was: an
+    integer wider than 64 bits too (orjson alone would turn it into a float)."""
+    from carelog.audit.export_copy import csv_lines, jsonl_lines
+
+    wide = 123456789012345678901234567890
+    event = dict.fromkeys(COLUMNS)
+    event.update(id="e1", action="X", metadata={"n": wide, "note": "[erased]"})
+    line = json.dumps(event)
+    [presented] = [json.loads(x) for x in jsonl_lines([(line, True)]).decode().splitlines()]
+    assert presented["metadata"] == {"n": wide, "note": "[erased]"}
+    cells = [f'"{c}"' if c else "" for c in ("e1",)]  # a CSV row: id, then empty cells
+    row = ",".join(cells + [""] * (COLUMNS.index("metadata") - 1))
+    row += ',"' + json.dumps({"n": wide, "k": "[erased]"}).replace('"', '""') + '"'
+    row += "," * (len(COLUMNS) - COLUMNS.index("metadata") - 1) + "\r\n"
+    [parsed] = list(csv.reader(io.StringIO(csv_lines([(row, True)]).decode(), newline="")))
+    assert json.loads(parsed[COLUMNS.index("metadata")]) == {"n": wide, "k": "[erased]"}

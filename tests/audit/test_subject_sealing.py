@@ -13,6 +13,7 @@ from audit_env import AuditEnv
 from carelog.audit import audit_context, log_audit_event
 from carelog.audit.sealing import ERASED_VALUE, open_event_values, open_sealed, parse_sealed
 from carelog.audit.subject_keys import KekRing, SubjectKeyStore
+from carelog.db.unit import observing_statements
 
 SUBJECT = "subj_test_ana"
 PERSONAL = {"guest_email": "ana@example.test", "guest_notes": "knee pain", "status": "booked"}
@@ -32,20 +33,10 @@ def rows(env: AuditEnv, where: str, **params: object) -> list[dict[str, Any]]:
 
 @contextmanager
 def system_statements(env: AuditEnv) -> Iterator[list[str]]:
-    """Every statement the system role's engine (the key store's) sends inside the block."""
-    import sqlalchemy as sa
-
+    """Every statement a unit of work sends inside the block (the key store's among them)."""
     statements: list[str] = []
-    engine = env.db.async_engine("system").sync_engine
-
-    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with observing_statements(statements.append):
         yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", seen)
 
 
 async def log(env: AuditEnv, subject: str | None, values: dict[str, Any], rid: str) -> None:

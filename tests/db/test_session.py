@@ -27,7 +27,7 @@ async def test_org_scope_sees_its_org_only(fresh_db: Database, scopes: Scopes) -
         ).one()
         assert ctx[0] == a.owner and ctx[1] == str(a.org_id)
         assert ctx[2] == fresh_db.settings.roles.app
-        orgs = {m.org_id for m in (await session.execute(sa.select(Meeting))).scalars()}
+        orgs = {m.org_id for m in (await session.execute(sa.select(Meeting.__table__))).all()}
         assert orgs == {a.org_id}
 
 
@@ -35,7 +35,7 @@ async def test_system_scope_runs_as_system_role(fresh_db: Database, scopes: Scop
     world = build_world(fresh_db.sync_engine("admin"))
     async with scopes.system_scope("system:test", world.b.org_id) as session:
         who = (await session.execute(sa.text("select current_user"))).scalar_one()
-        orgs = {m.org_id for m in (await session.execute(sa.select(Meeting))).scalars()}
+        orgs = {m.org_id for m in (await session.execute(sa.select(Meeting.__table__))).all()}
     assert who == fresh_db.settings.roles.system
     assert orgs == {world.b.org_id}
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from api_harness import Api, running_api
 
 from carelog.db.engine import Database
+from carelog.db.unit import observing_statements
 
 
 @pytest.fixture
@@ -26,18 +25,10 @@ async def api(fresh_db: Database, tmp_path: Path) -> AsyncIterator[Api]:
 
 
 @contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
+def statements() -> Iterator[list[str]]:
     seen: list[str] = []
-    engine = db.async_engine("app").sync_engine
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(" ".join(statement.split()))
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
+    with observing_statements(lambda sql: seen.append(" ".join(sql.split()))):
         yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_context_and_membership_are_one_statement(api: Api) -> None:
@@ -46,7 +37,7 @@ async def test_context_and_membership_are_one_statement(api: Api) -> None:
     headers = api.auth(a.expert, a.org_id)
     created = await api.client.post(url, json={"content": "note"}, headers=headers)
     assert created.status_code == 201, created.text
-    with statements(api.db) as seen:
+    with statements() as seen:
         r = await api.client.get(url, headers=headers)
     assert r.status_code == 200, r.text
     assert seen and "app.enter_org" in seen[0], seen

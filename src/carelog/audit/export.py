@@ -20,7 +20,6 @@ from typing import Any, Literal, cast, get_args
 import anyio
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.errors import AuditInputError
 from carelog.audit.export_copy import (
@@ -35,6 +34,7 @@ from carelog.audit.query import (
 )
 from carelog.audit.sealing import erased_subjects, present
 from carelog.db.schema import AuditLogExport
+from carelog.db.unit import Unit
 
 ExportFormat = Literal["jsonl", "csv", "workos"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
@@ -100,7 +100,7 @@ _RENDERED = frozenset({"jsonl", "csv"})
 
 
 async def stream_export(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     filters: AuditFilters,
     fmt: str,
@@ -151,7 +151,7 @@ class ExportReceipt:
 
 
 async def export_audit_logs(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     requested_by: str,
     filters: AuditFilters,
@@ -268,7 +268,7 @@ def _detach(coro: Coroutine[Any, Any, None]) -> None:
 
 
 async def _record_start(
-    session: AsyncSession,
+    session: Unit,
     export_id: uuid.UUID,
     org_id: uuid.UUID,
     requested_by: str,
@@ -288,7 +288,7 @@ async def _record_start(
     )
 
 
-async def _record_end(session: AsyncSession, export_id: uuid.UUID, rows: int) -> None:
+async def _record_end(session: Unit, export_id: uuid.UUID, rows: int) -> None:
     await session.execute(
         sa.update(_EXPORTS)
         .where(_X.id == export_id)
@@ -296,9 +296,7 @@ async def _record_end(session: AsyncSession, export_id: uuid.UUID, rows: int) ->
     )
 
 
-async def _best_effort_fail(
-    session: AsyncSession, export_id: uuid.UUID, rows: int, status: str
-) -> None:
+async def _best_effort_fail(session: Unit, export_id: uuid.UUID, rows: int, status: str) -> None:
     # After a database error the transaction is aborted and the row rolls back with it; after
     # a consumer stops early (GeneratorExit) the update still goes through.
     # The original error is the one worth raising, so a failure here is swallowed.

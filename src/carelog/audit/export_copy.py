@@ -3,16 +3,17 @@
 Each event's line is built by the statement itself (``json_build_object`` in column order, the
 time as ``datetime.isoformat()`` in UTC, the address as text, JSON values as stored). A JSONL
 export copies those bytes; only the few lines holding sealed values of an erased subject, or
-values stored as already erased, are parsed and presented. A CSV export parses each line with
-orjson (C) and writes its cells with the standard library's C writer: before, it built an
-``AuditRecord`` per row from a server-side cursor's rows and ran at a tenth of the raw
-``COPY``'s pace. :mod:`carelog.audit.export` records the export and chooses this path.
+values stored as already erased, are parsed and presented. A CSV export's rows are rendered
+the same way, cell by cell (neutralised and quoted by the statement), and copied alike: before,
+it built an ``AuditRecord`` per row from a server-side cursor's rows and ran at a tenth of the
+raw ``COPY``'s pace. :mod:`carelog.audit.export` records the export and chooses this path.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import suppress
@@ -22,12 +23,12 @@ import anyio
 import orjson
 import psycopg
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.filters import AuditFilters
 from carelog.audit.query import COLUMNS, JSON_COLUMNS, select_events
 from carelog.audit.sealing import ERASED_VALUE, present
 from carelog.db.schema import AuditLog, DataSubject
+from carelog.db.unit import DIALECT, Unit, exact_json_loads
 
 
 def _iso_utc(column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
@@ -86,9 +87,9 @@ _PLAIN_COLUMNS = frozenset({"id", "org_id", "created_at", "ip_address"})
 
 
 def _csv_cell(name: str) -> sa.ColumnElement[str]:
-    """One CSV cell, computed by PostgreSQL: JSON documents as
-    stored, other values neutralised, quoted when they hold a quote, comma, CR or LF (what
-    the standard library's writer quotes), nothing for a null."""
+    """One CSV cell, computed by PostgreSQL: JSON documents as stored, other values
+    neutralised (:func:`neutralise_cell`'s rule), quoted when they hold a quote, comma, CR or
+    LF (what the standard library's writer quotes), nothing for a null."""
     text: sa.ColumnElement[str] = sa.cast(_line_value(_LOG[name]), sa.Text)
     if name in _PLAIN_COLUMNS:
         return sa.func.coalesce(text, "")
@@ -110,8 +111,8 @@ _CSV_COLUMNS = (
     _ERASED.label("erased"),
 )
 _ERASED_MARK = orjson.dumps(ERASED_VALUE).decode()
-#: How a batch of rows becomes the export's bytes: each row's JSON text and whether its subject
-#: is erased. One call per batch, so a format's writer is set up once per batch, not per row.
+#: How a batch of rows becomes the export's bytes: each row's rendered line and whether its
+#: subject is erased. One call per batch, so a format's writer is set up once per batch.
 Render = Callable[[list[tuple[str, bool]]], bytes]
 
 
@@ -123,10 +124,18 @@ def jsonl_line(line: str, erased: bool) -> bytes:
     subject that is not erased (the writer's format-2 lines included) is only copied."""
     if not erased and _ERASED_MARK not in line:
         return line.encode() + b"\n"
-    event = orjson.loads(line)
+    event = exact_json_loads(line)
     for key in JSON_COLUMNS:
         event[key] = present(event[key], erased)
-    return orjson.dumps(event) + b"\n"
+    return _compact(event).encode() + b"\n"
+
+
+def _compact(value: Any) -> str:
+    """Compact JSON; the standard library for an integer orjson cannot write (over 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def jsonl_lines(rows: list[tuple[str, bool]]) -> bytes:
@@ -135,7 +144,8 @@ def jsonl_lines(rows: list[tuple[str, bool]]) -> bytes:
 
 def neutralise_cell(value: str) -> str:
     """A CSV cell no spreadsheet evaluates: a leading ``'`` is added when the cell starts with
-    a formula character (or with ``'`` itself). The original is always :func:`restore_cell` of
+    a formula character (or with ``'`` itself); CSV exports apply this rule in their
+    statement (``_csv_cell``). The original is always :func:`restore_cell` of
     the output: drop one leading ``'`` if there is one. defusedcsv (the maintained library for
     this) was considered: it leaves tab and CR alone and rewrites ``|`` in a way that cannot be
     undone, and an audit export must be recoverable byte for byte."""
@@ -169,10 +179,8 @@ def _csv_row(line: str, erased: bool) -> str:
     cells = next(csv.reader([line], lineterminator="\r\n"))
     for index in _CSV_JSON_INDEXES:
         if cells[index]:
-            cells[index] = orjson.dumps(present(orjson.loads(cells[index]), erased)).decode()
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
-    return buffer.getvalue()
+            cells[index] = _compact(present(exact_json_loads(cells[index]), erased))
+    return csv_document([cells]).decode()
 
 
 _ERASED_VALUE_TEXT = str(ERASED_VALUE)
@@ -190,7 +198,7 @@ _RENDER: dict[str, Render] = {"jsonl": jsonl_lines, "csv": csv_lines}
 
 
 async def stream_lines(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     filters: AuditFilters,
     fmt: str,
@@ -206,13 +214,11 @@ async def stream_lines(
 
     A COPY left early (the client hung up) is cancelled, which aborts what it runs in: it runs
     in a savepoint, so the export's own transaction survives to record the abort."""
-    connection = await session.connection()
     render = _RENDER[fmt]
     compiled = select_events(org_id, filters, columns=_SELECTED[fmt]).compile(
-        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+        dialect=DIALECT, compile_kwargs={"render_postcompile": True}
     )
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None  # an open connection of the psycopg dialect
+    driver = session.driver
     copy_sql = f"COPY ({compiled}) TO STDOUT (FORMAT binary)"
     rows: list[tuple[str, bool]] = []
     async with driver.cursor() as cursor:

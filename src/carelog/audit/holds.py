@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.api import log_audit_event
 from carelog.audit.catalog import AuditCatalog
 from carelog.audit.context import audit_context, snapshot
 from carelog.audit.errors import AuditInputError
+from carelog.db.unit import Unit
 
 # HIPAA (45 CFR 164.316(b)(2)) asks for six years of documentation. Six calendar years always
 # contain one or two 29 February, so 6 * 365 + 2 days never ends a day early. The same number
@@ -67,7 +67,7 @@ def _check_category(category: str, catalog: AuditCatalog) -> str:
 
 
 async def effective_policies(
-    session: AsyncSession, org_id: uuid.UUID, catalog: AuditCatalog
+    session: Unit, org_id: uuid.UUID, catalog: AuditCatalog
 ) -> dict[str, int]:
     """Days kept per category of the catalog, plus ``'*'``: the period of anything else.
 
@@ -90,7 +90,7 @@ async def effective_policies(
 
 
 async def set_policy(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     category: str,
     days: int,
@@ -149,7 +149,7 @@ class LegalHold:
 
 
 async def place_hold(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     reason: str,
     placed_by: str,
@@ -180,7 +180,7 @@ async def place_hold(
 
 
 async def release_hold(
-    session: AsyncSession, org_id: uuid.UUID, hold_id: uuid.UUID, released_by: str
+    session: Unit, org_id: uuid.UUID, hold_id: uuid.UUID, released_by: str
 ) -> None:
     """Release, never delete: who lifted a hold and when stays part of the record."""
     result = await session.execute(
@@ -197,7 +197,7 @@ async def release_hold(
     await _record(org_id, released_by, "AUDIT_LEGAL_HOLD_RELEASED", str(hold_id), None, {})
 
 
-async def active_holds(session: AsyncSession, org_id: uuid.UUID) -> list[LegalHold]:
+async def active_holds(session: Unit, org_id: uuid.UUID) -> list[LegalHold]:
     rows = await session.execute(
         sa.text(
             "select id, org_id, reason, data_subject_id, placed_by, created_at "

@@ -17,10 +17,10 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.filters import AuditFilters, Cursor
 from carelog.db.schema import AuditLog
+from carelog.db.unit import Row, Unit
 
 _TABLE = cast(sa.Table, AuditLog.__table__)
 _T = _TABLE.c
@@ -70,7 +70,7 @@ class AuditRecord:
         return self.workos_user_id
 
     @classmethod
-    def from_row(cls, row: sa.Row[Any]) -> AuditRecord:
+    def from_row(cls, row: Row) -> AuditRecord:
         values = dict(row._mapping)
         ip = values["ip_address"]
         values["ip_address"] = None if ip is None else str(ip)
@@ -153,7 +153,7 @@ def select_events(
 
 
 async def get_audit_logs(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     filters: AuditFilters,
     cursor: str | None = None,
@@ -175,7 +175,7 @@ async def get_audit_logs(
 
 
 async def resource_trail(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     resource_type: str,
     resource_id: str,
@@ -198,7 +198,7 @@ async def resource_trail(
 
 
 async def user_activity(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     actor_id: str,
     start: datetime | None = None,
@@ -213,16 +213,11 @@ async def user_activity(
 
 
 async def stream_records(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     filters: AuditFilters,
     batch_size: int = BATCH_SIZE,
 ) -> AsyncGenerator[list[AuditRecord], None]:
     """Matching events, newest first, in batches of at most ``batch_size`` (server-side)."""
-    stmt = select_events(org_id, filters).execution_options(yield_per=batch_size)
-    result = await session.stream(stmt)
-    try:
-        async for batch in result.partitions(batch_size):
-            yield [AuditRecord.from_row(r) for r in batch]
-    finally:
-        await result.close()
+    async for batch in session.stream(select_events(org_id, filters), batch_size):
+        yield [AuditRecord.from_row(r) for r in batch]

@@ -20,13 +20,13 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.catalog import AuditCatalog
 from carelog.audit.errors import AuditInputError
 from carelog.audit.filters import AuditFilters
 from carelog.audit.query import AuditRecord, conditions, stream_records
 from carelog.db.schema import AuditLog
+from carelog.db.unit import Unit
 
 UNCATEGORIZED = "uncategorized"
 _TEXTS = ARRAY(sa.Text)
@@ -79,7 +79,7 @@ def _events(org_id: uuid.UUID, filters: AuditFilters, catalog: AuditCatalog) -> 
 
 
 async def compliance_report(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     start: datetime,
     end: datetime,
@@ -181,7 +181,7 @@ class AccessEntry:
 
 
 async def stream_access_report(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     data_subject_id: str,
     start: datetime | None = None,
@@ -195,7 +195,7 @@ async def stream_access_report(
 
 
 async def access_report(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     data_subject_id: str,
     start: datetime | None = None,

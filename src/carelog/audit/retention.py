@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.api import audit_service, log_audit_event
 from carelog.audit.catalog import AuditCatalog
@@ -37,6 +36,7 @@ from carelog.audit.holds import (
     set_policy,
 )
 from carelog.db.session import Scopes
+from carelog.db.unit import Unit
 
 RETENTION_ACTOR = "system:retention"
 PURGE_ACTION = "AUDIT_RETENTION_PURGED"
@@ -67,7 +67,7 @@ _EXPIRED_PARTITIONS = sa.text(
 EmitFn = Callable[[uuid.UUID, Mapping[str, Any]], Awaitable[None]]
 
 
-async def register_categories(session: AsyncSession, catalog: AuditCatalog) -> int:
+async def register_categories(session: Unit, catalog: AuditCatalog) -> int:
     """Tell the database each new action's category (existing actions keep theirs)."""
     pairs = sorted(catalog.categories().items())
     if not pairs:
@@ -134,14 +134,14 @@ class PurgePlan:
         return f"org {self.org_id}: {body}{held}"
 
 
-async def database_now(session: AsyncSession) -> datetime:
+async def database_now(session: Unit) -> datetime:
     """The server's clock: cut-offs are compared with ``now()`` inside the purge function."""
     value: datetime = (await session.execute(sa.text("select now()"))).scalar_one()
     return value
 
 
 async def plan_purge(
-    session: AsyncSession, org_id: uuid.UUID, catalog: AuditCatalog, now: datetime
+    session: Unit, org_id: uuid.UUID, catalog: AuditCatalog, now: datetime
 ) -> PurgePlan:
     """What a purge of one organization would delete now, per category.
 
@@ -175,7 +175,7 @@ async def plan_purge(
     return PurgePlan(org_id, now, tuple(plans), policies[ALL_CATEGORIES], holds)
 
 
-async def expired_partitions(session: AsyncSession, before: datetime) -> list[str]:
+async def expired_partitions(session: Unit, before: datetime) -> list[str]:
     """Monthly partitions entirely older than ``before`` (candidates; holds may keep some)."""
     rows = await session.execute(_EXPIRED_PARTITIONS, {"before": before})
     return [str(name) for name in rows.scalars()]

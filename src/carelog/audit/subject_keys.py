@@ -40,12 +40,12 @@ from typing import ClassVar
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.sealing import SubjectKey
 from carelog.core.errors import ConfigurationError
 from carelog.core.settings import Settings
 from carelog.db.session import Scopes
+from carelog.db.unit import Row, Unit
 
 KEKS_VARIABLE = "CARELOG_AUDIT_SUBJECT_KEKS"
 KEK_FILE_NAME = "audit-subject-keks"
@@ -237,9 +237,7 @@ class SubjectKeyStore:
         data_key = self.keks.unwrap(row.wrapped_key, row.kek_id, org_id, subject_id, row.key_id)
         return SubjectKey(subject_id, row.key_id, data_key)
 
-    async def _row(
-        self, session: AsyncSession, org_id: uuid.UUID, subject_id: str
-    ) -> sa.Row[tuple[str, str, str | None]] | None:
+    async def _row(self, session: Unit, org_id: uuid.UUID, subject_id: str) -> Row | None:
         result = await session.execute(
             sa.text(
                 "select key_id, kek_id, wrapped_key from audit_subject_keys"
@@ -272,7 +270,7 @@ class SubjectKeyStore:
             return found
 
     @staticmethod
-    async def destroy(session: AsyncSession, org_id: uuid.UUID, subject_id: str) -> KeyState | None:
+    async def destroy(session: Unit, org_id: uuid.UUID, subject_id: str) -> KeyState | None:
         """Destroy the key inside the caller's (erasure) transaction; idempotent. Every store
         of this process forgets the key now (before the commit: a miss only reads again)."""
         for store in list(SubjectKeyStore._live):

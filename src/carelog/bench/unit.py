@@ -6,8 +6,10 @@ unit's own code is measured), as the app role with the same RLS context, through
 
 - (a) psycopg directly (``AsyncConnection.transaction()``): the floor on this stack;
 - (b) SQLAlchemy Core: ``AsyncEngine.connect()`` + ``begin()``, the statement as ``sa.text``;
-- (c) carelog's unit: ``Scopes.org_scope`` (an ORM ``AsyncSession``, the context set by its
-  first statement, the statement through ``session.execute``), as services run them.
+- (c) carelog's unit: ``Scopes.org_scope`` (a :class:`carelog.db.unit.Unit` on a connection
+  of SQLAlchemy's pool, the context set by its first statement, the statement through
+  ``unit.execute``), as services run them. Before the units ran on psycopg it was an ORM
+  ``AsyncSession``: 2.4-3.0x (a) on one machine, where (b) was 2.1-2.5x.
 
 Each run reports CPU microseconds of this process per unit (``time.process_time``) and wall
 microseconds, and its ratio to (a). The statement reads one RLS-protected row (the caller's
@@ -102,7 +104,7 @@ async def _measure(bench: BenchDatabase, units: int, rounds: int) -> list[UnitRu
         for _ in range(rounds):
             runs.append(await _timed("(a) psycopg, app role", units, floor))
             runs.append(await _timed("(b) SQLAlchemy Core connection", units, with_core))
-            runs.append(await _timed("(c) carelog org_scope (ORM session)", units, with_carelog))
+            runs.append(await _timed("(c) carelog org_scope (Unit)", units, with_carelog))
     finally:
         await raw.close()
         await core.dispose()

@@ -21,7 +21,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit import audit_context
 from carelog.audit.errors import AuditInputError
@@ -36,6 +35,7 @@ from carelog.audit.trail_reads import (
 )
 from carelog.db.schema import AuditLog
 from carelog.db.session import Scopes, parse_org_id
+from carelog.db.unit import Unit
 from carelog.runtime import running
 
 app = typer.Typer(help="Search, export and report on the audit log.", no_args_is_help=True)
@@ -266,7 +266,7 @@ def _proof_options(scopes: Scopes, with_proofs: bool) -> dict[str, Any]:
     return {"with_proofs": True, "public_keys": keys}
 
 
-async def _count(session: AsyncSession, org_id: uuid.UUID, filters: AuditFilters) -> int:
+async def _count(session: Unit, org_id: uuid.UUID, filters: AuditFilters) -> int:
     """The bar's total (an index count; the export itself never counts ahead)."""
     stmt = sa.select(sa.func.count()).select_from(AuditLog).where(*conditions(org_id, filters))
     return int((await session.execute(stmt)).scalar_one())

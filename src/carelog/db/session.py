@@ -15,17 +15,21 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+import anyio
+import psycopg
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from carelog.core.errors import CarelogError
 from carelog.core.ids import parse_uuid
-from carelog.db.engine import Database
+from carelog.db.engine import Database, RuntimeKind
+from carelog.db.unit import Unit, translated
 
 SYSTEM_ACTOR_PREFIX = "system:"
-_ambient: ContextVar[AsyncSession | None] = ContextVar("carelog_unit_of_work", default=None)
+_ambient: ContextVar[Unit | None] = ContextVar("carelog_unit_of_work", default=None)
 # The unit whose caller shows nothing it read until the unit has committed, and who it is for.
-_promise: ContextVar[tuple[AsyncSession, str, uuid.UUID] | None] = ContextVar(
+_promise: ContextVar[tuple[Unit, str, uuid.UUID] | None] = ContextVar(
     "carelog_unit_commits_first", default=None
 )
 _SET_CONTEXT = sa.text(
@@ -67,29 +71,46 @@ def _check_system_actor(actor_id: str) -> str:
     return actor_id
 
 
+@asynccontextmanager
+async def _transaction(engine: AsyncEngine) -> AsyncIterator[Unit]:
+    """A pooled connection's transaction: committed when the block exits cleanly, rolled back
+    on any exception; a connection found broken is dropped and the pool renewed (the other
+    pooled connections reached the same server), as SQLAlchemy does on a disconnect."""
+    proxied = await engine.raw_connection()
+    driver = proxied.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    try:
+        try:
+            async with driver.transaction():
+                yield Unit(driver)
+        except psycopg.Error as exc:  # BEGIN, COMMIT or ROLLBACK itself
+            raise translated(exc, "COMMIT", None, driver.broken) from exc
+    finally:
+        # Shielded: a request cancelled mid-unit (the client hung up) must still hand its
+        # connection back, and the pool's reset rolls back whatever the cancel interrupted.
+        with anyio.CancelScope(shield=True):
+            if driver.broken or driver.closed:
+                await greenlet_spawn(proxied.invalidate)
+                await engine.dispose(close=False)
+            await greenlet_spawn(proxied.close)
+
+
 @dataclass
 class Scopes:
-    """Session factories for the two runtime roles of one database."""
+    """Units of work for the runtime roles of one database."""
 
     database: Database
 
-    def __post_init__(self) -> None:
-        self._app = async_sessionmaker(self.database.async_engine("app"), expire_on_commit=False)
-        self._system = async_sessionmaker(
-            self.database.async_engine("system"), expire_on_commit=False
-        )
-        self._maintenance: async_sessionmaker[AsyncSession] | None = None
-
     @asynccontextmanager
-    async def org_scope(self, user_id: str, org_id: uuid.UUID | str) -> AsyncIterator[AsyncSession]:
+    async def org_scope(self, user_id: str, org_id: uuid.UUID | str) -> AsyncIterator[Unit]:
         """A person acting inside one organization (RLS: active membership required)."""
-        async with self._unit(self._app, _check_user_id(user_id), str(parse_org_id(org_id))) as s:
+        async with self._unit("app", _check_user_id(user_id), str(parse_org_id(org_id))) as s:
             yield s
 
     @asynccontextmanager
     async def member_scope(
         self, user_id: str, org_id: uuid.UUID | str, *, commits_before_disclosure: bool = False
-    ) -> AsyncIterator[tuple[AsyncSession, Membership | None]]:
+    ) -> AsyncIterator[tuple[Unit, Membership | None]]:
         """:meth:`org_scope` that also returns the caller's membership, read by the same first
         statement that sets the context (one round trip, not two): the request path's unit.
 
@@ -99,63 +120,55 @@ class Scopes:
         transaction instead of waiting for the writer: the event and the disclosure then stand
         or fall together, as they must (see :func:`commits_before_disclosure`)."""
         user, org = _check_user_id(user_id), parse_org_id(org_id)
-        async with self._app() as session, session.begin():
-            row = (await session.execute(_ENTER_ORG, {"user_id": user, "org_id": str(org)})).first()
+        async with _transaction(self.database.async_engine("app")) as unit:
+            row = (await unit.execute(_ENTER_ORG, {"user_id": user, "org_id": str(org)})).first()
             membership = None if row is None else Membership(row.role, row.status)
-            token = _ambient.set(session)
-            promise = _promise.set((session, user, org) if commits_before_disclosure else None)
+            token = _ambient.set(unit)
+            promise = _promise.set((unit, user, org) if commits_before_disclosure else None)
             try:
-                yield session, membership
+                yield unit, membership
             finally:
                 _promise.reset(promise)
                 _ambient.reset(token)
 
     @asynccontextmanager
-    async def system_scope(
-        self, actor_id: str, org_id: uuid.UUID | str
-    ) -> AsyncIterator[AsyncSession]:
+    async def system_scope(self, actor_id: str, org_id: uuid.UUID | str) -> AsyncIterator[Unit]:
         """A webhook or job acting for one explicit organization (never 'all orgs')."""
         async with self._unit(
-            self._system, _check_system_actor(actor_id), str(parse_org_id(org_id))
+            "system", _check_system_actor(actor_id), str(parse_org_id(org_id))
         ) as s:
             yield s
 
     @asynccontextmanager
     async def maintenance_scope(
         self, actor_id: str, org_id: uuid.UUID | str
-    ) -> AsyncIterator[AsyncSession]:
+    ) -> AsyncIterator[Unit]:
         """A maintenance job (retention purge) for one organization: the only role that may
         run the purge functions, so neither a request nor a webhook can ever delete events.
         Its engine is made on first use: the web service never opens it."""
-        if self._maintenance is None:
-            self._maintenance = async_sessionmaker(
-                self.database.async_engine("maintenance"), expire_on_commit=False
-            )
         async with self._unit(
-            self._maintenance, _check_system_actor(actor_id), str(parse_org_id(org_id))
+            "maintenance", _check_system_actor(actor_id), str(parse_org_id(org_id))
         ) as s:
             yield s
 
     @asynccontextmanager
-    async def public_scope(self) -> AsyncIterator[AsyncSession]:
+    async def public_scope(self) -> AsyncIterator[Unit]:
         """An anonymous visitor: only the public rows (categories, published profiles...)."""
-        async with self._unit(self._app, "", "") as s:
+        async with self._unit("app", "", "") as s:
             yield s
 
     @asynccontextmanager
-    async def _unit(
-        self, factory: async_sessionmaker[AsyncSession], user_id: str, org_id: str
-    ) -> AsyncIterator[AsyncSession]:
-        async with factory() as session, session.begin():
-            await session.execute(_SET_CONTEXT, {"user_id": user_id, "org_id": org_id})
-            token = _ambient.set(session)
+    async def _unit(self, kind: RuntimeKind, user_id: str, org_id: str) -> AsyncIterator[Unit]:
+        async with _transaction(self.database.async_engine(kind)) as unit:
+            await unit.execute(_SET_CONTEXT, {"user_id": user_id, "org_id": org_id})
+            token = _ambient.set(unit)
             try:
-                yield session
+                yield unit
             finally:
                 _ambient.reset(token)
 
 
-def current_unit() -> AsyncSession | None:
+def current_unit() -> Unit | None:
     """The unit of work the caller is inside, if any (the audit API joins its transaction)."""
     return _ambient.get()
 

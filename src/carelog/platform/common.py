@@ -8,11 +8,11 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit import AuditContext, audit_context
 from carelog.audit.context import snapshot
 from carelog.db.session import Scopes
+from carelog.db.unit import Unit
 from carelog.platform.errors import forbidden
 from carelog.platform.services import services
 
@@ -55,16 +55,14 @@ def system_audit(actor_id: str, org_id: uuid.UUID) -> Iterator[AuditContext]:
         yield bound
 
 
-async def require_expert(session: AsyncSession, user_id: str) -> None:
+async def require_expert(session: Unit, user_id: str) -> None:
     """Experts only: the application role in ``users`` or an extra ``roles`` row decides."""
     found = await session.scalar(IS_EXPERT, {"user_id": user_id, "roles": list(EXPERT_ROLES)})
     if not found:
         raise forbidden("only experts can do this", hint="apply to become an expert first")
 
 
-async def mark_setup_step(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, step: str
-) -> None:
+async def mark_setup_step(session: Unit, org_id: uuid.UUID, user_id: str, step: str) -> None:
     """Tick one onboarding step (never un-ticks, as in the reference); no row, nothing to do."""
     statement = MARK_SETUP_STEP.get(step)
     if statement is None:

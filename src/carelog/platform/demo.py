@@ -26,8 +26,6 @@ import uuid
 from collections.abc import Mapping
 from datetime import date, datetime, time
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from carelog.audit import audit_context
 from carelog.db.schema import (
     Event,
@@ -42,6 +40,7 @@ from carelog.db.schema import (
     UserOrgMembership,
 )
 from carelog.db.session import Scopes
+from carelog.db.unit import Unit
 from carelog.platform.demo_plan import (
     _EVENT_SHAPES,
     _WEEKDAYS,
@@ -85,7 +84,7 @@ async def seed_demo(scopes: Scopes, keyring: RecordKeyring) -> DemoSummary:
 
 
 async def _ensure_org(
-    session: AsyncSession, tally: _Tally, org_id: uuid.UUID, slug: str, name: str, kind: str
+    session: Unit, tally: _Tally, org_id: uuid.UUID, slug: str, name: str, kind: str
 ) -> Organization:
     return await _ensure(
         session,
@@ -99,7 +98,7 @@ async def _ensure_org(
     )
 
 
-async def _ensure_user(session: AsyncSession, tally: _Tally, person: Person) -> User:
+async def _ensure_user(session: Unit, tally: _Tally, person: Person) -> User:
     """The user mirror row plus one roles row for its application role (global tables)."""
     user = await _ensure(
         session,
@@ -118,7 +117,7 @@ async def _ensure_user(session: AsyncSession, tally: _Tally, person: Person) -> 
 
 
 async def _ensure_membership(
-    session: AsyncSession, tally: _Tally, org_id: uuid.UUID, person: Person, role: str
+    session: Unit, tally: _Tally, org_id: uuid.UUID, person: Person, role: str
 ) -> None:
     await _ensure(
         session,
@@ -210,7 +209,7 @@ def _demo_user(person: Person, role: PersonRole, personal: uuid.UUID | None = No
 
 
 async def _seed_expert_setup(
-    session: AsyncSession, tally: _Tally, clinic: ClinicPlan, org_id: uuid.UUID, expert: Person
+    session: Unit, tally: _Tally, clinic: ClinicPlan, org_id: uuid.UUID, expert: Person
 ) -> dict[tuple[str, EventKind], Event]:
     """Everything an expert needs to be bookable: finished onboarding, a published profile,
     weekday availability, booking rules and two event types (free intro, paid session)."""
@@ -262,7 +261,7 @@ async def _seed_expert_setup(
 
 
 async def _seed_availability(
-    session: AsyncSession, tally: _Tally, clinic: ClinicPlan, org_id: uuid.UUID, expert: Person
+    session: Unit, tally: _Tally, clinic: ClinicPlan, org_id: uuid.UUID, expert: Person
 ) -> None:
     """Monday to Friday, 09:00-17:00 Lisbon time: every demo meeting falls inside it."""
     schedule = await _ensure(
@@ -286,7 +285,7 @@ async def _seed_availability(
 
 
 async def _ensure_event(
-    session: AsyncSession,
+    session: Unit,
     tally: _Tally,
     clinic: ClinicPlan,
     org_id: uuid.UUID,

@@ -10,15 +10,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit import log_audit_event
 from carelog.core.errors import CarelogError
 from carelog.db.schema import Base, Event, Meeting, Record
+from carelog.db.unit import Unit
 from carelog.platform.demo_plan import (
     _EVENT_SHAPES,
     LISBON,
@@ -59,20 +59,23 @@ class _Tally:
 
 
 async def _ensure(
-    session: AsyncSession,
+    session: Unit,
     tally: _Tally,
     model: type[ModelT],
     key: Mapping[str, object],
     **values: object,
 ) -> ModelT:
-    """Find the row by ``key`` or insert it with ``values`` (flushed at once, so FKs hold)."""
-    found = (await session.scalars(sa.select(model).filter_by(**key))).one_or_none()
+    """Find the row by ``key`` or insert it with ``values`` (inserted at once, so FKs hold).
+
+    The row comes back as a named tuple of the table's columns, typed as the model for the
+    callers, which read its columns by name."""
+    table = cast(sa.Table, model.__table__)
+    found = (await session.execute(sa.select(table).filter_by(**key))).first()
     if found is not None:
-        return found
-    row = model(**key, **values)
-    session.add(row)
+        return cast(ModelT, found)
     try:
-        await session.flush()
+        insert = sa.insert(table).values(**key, **values).returning(*table.c)
+        row = (await session.execute(insert)).one()
     except IntegrityError as exc:
         raise CarelogError(
             f"cannot create demo {model.__tablename__} row {dict(key)!r}: a conflicting row "
@@ -91,11 +94,11 @@ async def _ensure(
         {"seed": "demo", "table": table},
         data_subject=getattr(row, "guest_workos_user_id", None),
     )
-    return row
+    return cast(ModelT, row)
 
 
 async def _seed_meetings(
-    session: AsyncSession,
+    session: Unit,
     tally: _Tally,
     keyring: RecordKeyring,
     clinic: ClinicPlan,
@@ -132,7 +135,7 @@ async def _seed_meetings(
 
 
 async def _ensure_meeting(
-    session: AsyncSession,
+    session: Unit,
     tally: _Tally,
     id_: uuid.UUID,
     org_id: uuid.UUID,
@@ -166,7 +169,7 @@ async def _ensure_meeting(
 
 
 async def _ensure_record(
-    session: AsyncSession,
+    session: Unit,
     tally: _Tally,
     keyring: RecordKeyring,
     id_: uuid.UUID,
@@ -174,9 +177,10 @@ async def _ensure_record(
     note: str,
 ) -> Record:
     """The note is sealed to (record, meeting, org); no guest_email is stored."""
-    existing = (await session.scalars(sa.select(Record).filter_by(id=id_))).one_or_none()
+    records = cast(sa.Table, Record.__table__)
+    existing = (await session.execute(sa.select(records).filter_by(id=id_))).first()
     if existing is not None:  # do not re-encrypt: the first run's ciphertext stays
-        return existing
+        return cast(Record, existing)
     sealed = keyring.encrypt(note, record_id=id_, meeting_id=meeting.id, org_id=meeting.org_id)
     return await _ensure(
         session,

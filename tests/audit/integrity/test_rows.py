@@ -42,6 +42,8 @@ async def test_copy_path_equals_the_reference_path(integrity: Integrity) -> None
     rows.append(make_event(integrity.org, 7, resource_id=None, data_subject_id="", user_agent=None))
     rows.append(make_event(integrity.org, 8, resource_id='say "hi"', metadata={"q": 'a"b'}))
     rows.append(make_event(integrity.org, 9, action="\\N", resource_id="x\ny\x1fz"))
+    # a decimal deep inside, beside dotted strings: the exact route keeps the number's text
+    rows.append(make_event(integrity.org, 11, metadata={"h": "a.example", "d": [{"x": 0.1}]}))
     for outcome in ("success", "failure", "denied"):
         rows.append(make_event(integrity.org, 10, outcome=outcome, data_subject_id=None))
     integrity.insert(rows)

@@ -25,7 +25,6 @@ from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.filters import AuditFilters
 from carelog.audit.integrity.chain import load_checkpoints
@@ -37,13 +36,13 @@ from carelog.audit.integrity.rows import (
     LINE_FIELDS,
     RowEncoder,
     copy_lines,
-    driver_connection,
     line_id,
     select_list,
     split_line,
 )
 from carelog.audit.query import conditions
 from carelog.db.schema import AuditLog, AuditSeal
+from carelog.db.unit import DIALECT, Unit
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "BundleReport", "stream_bundle", "verify_bundle"]
 
@@ -92,7 +91,7 @@ def _end_line(count: int) -> bytes:
 
 
 async def stream_bundle(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     filters: AuditFilters,
     *,
@@ -108,8 +107,7 @@ async def stream_bundle(
     size = signed.checkpoint.tree_size
     tree = ProofTree(await org_leaf_hashes(session, org_id, size))
     yield _header(str(org_id), size, public_keys or {}) + b"\n" + _checkpoint_line(signed) + b"\n"
-    connection = await session.connection()
-    conn = await driver_connection(session)
+    conn = session.driver
     encoder = RowEncoder()
     count, last = 0, -1
     while True:
@@ -130,9 +128,7 @@ async def stream_bundle(
             .order_by(_SEALS.c.seq)
             .limit(batch_size)
         )
-        compiled = stmt.compile(
-            dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
-        )
+        compiled = stmt.compile(dialect=DIALECT, compile_kwargs={"render_postcompile": True})
         lines = await copy_lines(
             conn, f"COPY ({compiled}) TO STDOUT (FORMAT text, NULL '')".encode(), compiled.params
         )

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.integrity.checkpoint import Checkpoint, SignedCheckpoint, VerifyingKeyring
 from carelog.audit.integrity.merkle import (
@@ -24,6 +23,7 @@ from carelog.audit.integrity.merkle import (
     root_from_leaf_hashes,
 )
 from carelog.audit.integrity.report import Problem, VerifyReport, problem_order
+from carelog.db.unit import Unit
 
 __all__ = [
     "Frontier",
@@ -95,7 +95,7 @@ def _signed_from_row(row: Sequence[Any]) -> tuple[SignedCheckpoint | None, str |
         return None, str(exc)
 
 
-async def load_checkpoints(session: AsyncSession, org_id: uuid.UUID) -> list[SignedCheckpoint]:
+async def load_checkpoints(session: Unit, org_id: uuid.UUID) -> list[SignedCheckpoint]:
     """The org's signed checkpoints, oldest first (malformed rows are skipped)."""
     rows = (await session.execute(CHECKPOINTS, {"org": org_id})).all()
     out = []

@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.integrity.chain import load_checkpoints
 from carelog.audit.integrity.merkle import (
@@ -24,7 +23,8 @@ from carelog.audit.integrity.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from carelog.audit.integrity.rows import RowEncoder, driver_connection, event_lines, split_line
+from carelog.audit.integrity.rows import RowEncoder, event_lines, split_line
+from carelog.db.unit import Unit
 
 __all__ = ["ProofTree", "consistency_for", "org_leaf_hashes", "proof_for_event"]
 
@@ -78,7 +78,7 @@ class ProofTree:
         return path
 
 
-async def org_leaf_hashes(session: AsyncSession, org_id: uuid.UUID, tree_size: int) -> list[bytes]:
+async def org_leaf_hashes(session: Unit, org_id: uuid.UUID, tree_size: int) -> list[bytes]:
     rows = await session.execute(
         sa.text(
             "SELECT leaf_hash FROM audit_seals WHERE org_id = :org AND seq < :size ORDER BY seq"
@@ -89,13 +89,13 @@ async def org_leaf_hashes(session: AsyncSession, org_id: uuid.UUID, tree_size: i
 
 
 async def proof_for_event(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     event_id: uuid.UUID,
     public_keys: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The event, its leaf index and an inclusion proof in the latest checkpoint covering it."""
-    conn = await driver_connection(session)
+    conn = session.driver
     rows = await event_lines(conn, org_id, event_id)
     async with conn.cursor() as cur:
         await cur.execute(SEAL_BY_EVENT, (org_id, str(event_id)))
@@ -138,7 +138,7 @@ async def proof_for_event(
 
 
 async def consistency_for(
-    session: AsyncSession, org_id: uuid.UUID, old_size: int, new_size: int
+    session: Unit, org_id: uuid.UUID, old_size: int, new_size: int
 ) -> dict[str, Any]:
     """An RFC 9162 consistency proof between two of the org's signed checkpoints."""
     by_size = {c.checkpoint.tree_size: c for c in await load_checkpoints(session, org_id)}

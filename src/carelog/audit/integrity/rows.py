@@ -36,7 +36,6 @@ from typing import Any
 
 import orjson
 from psycopg import AsyncConnection, sql
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.integrity.canonical import (
     CANONICAL_VERSION,
@@ -52,7 +51,6 @@ __all__ = [
     "EventFormat",
     "LineKey",
     "RowEncoder",
-    "driver_connection",
     "events_copy",
     "line_key",
     "split_line",
@@ -383,18 +381,37 @@ _dumps, _loads, _SORT = orjson.dumps, orjson.loads, orjson.OPT_SORT_KEYS
 
 
 def _jsonb(text: bytes) -> bytes:
-    """A jsonb value's canonical JSON; numbers other than 64-bit integers keep their text."""
+    """A jsonb value's canonical JSON; numbers other than 64-bit integers keep their text.
+
+    orjson's sorted output is the canonical form unless a number is not a 64-bit integer: a
+    decimal, or an integer orjson reads as a float because it is wider. PostgreSQL prints
+    jsonb numbers without exponents, so such a number is exactly a float in orjson's reading,
+    and then the exact route keeps its text. (Before, any "." in the document, a domain or a
+    version string too, sent it down the exact route: most of the sealer's time.) The walk
+    looking for a float runs only when the output could hold one."""
     if not text:
         return b"null"
-    if b"." in text:
-        return canonical_json(text.decode())
-    out = _dumps(_loads(text), option=_SORT)
-    # orjson reads integers beyond 64 bits as floats, and prints every such float with an
-    # exponent: without a "." in the input, "e+" in the output is such a number (or, rarely,
-    # text inside a string: the exact route gives the same bytes for that too).
-    if b"e+" in out:
+    value = _loads(text)
+    out = _dumps(value, option=_SORT)
+    # orjson prints a float with a "." or as digits then an exponent ("1e30"): without either
+    # in the output there is none, and the walk is skipped.
+    if _FLOATISH.search(out) is not None and _has_float(value):
         return canonical_json(text.decode())
     return out
+
+
+_FLOATISH = re.compile(rb"\.|\de")
+
+
+def _has_float(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return True
+    if kind is dict:
+        return any(map(_has_float, value.values()))
+    if kind is list:
+        return any(map(_has_float, value))
+    return False
 
 
 def _ipv6_json(text: bytes) -> bytes:
@@ -402,16 +419,6 @@ def _ipv6_json(text: bytes) -> bytes:
 
 
 # --------------------------------------------------------------------------- reading
-async def driver_connection(session: AsyncSession) -> AsyncConnection[Any]:
-    """The psycopg connection under a SQLAlchemy session, inside the session's transaction."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    if not isinstance(driver, AsyncConnection):  # pragma: no cover - carelog uses psycopg
-        raise TypeError("the integrity layer needs the psycopg async driver")
-    return driver
-
-
 async def copy_lines(
     conn: AsyncConnection[Any], statement: sql.Composed | bytes, params: Any = None
 ) -> list[bytes]:

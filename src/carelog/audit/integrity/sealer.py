@@ -22,7 +22,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from psycopg import sql
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.integrity.checkpoint import Checkpoint, SignedCheckpoint, SigningKeyring
 from carelog.audit.integrity.keys import load_signing_keyring, seal_interval
@@ -31,13 +30,13 @@ from carelog.audit.integrity.rows import (
     LineKey,
     RowEncoder,
     copy_lines,
-    driver_connection,
     events_copy,
     line_key,
     split_line,
 )
 from carelog.core.settings import Settings
 from carelog.db.session import Scopes
+from carelog.db.unit import Unit
 
 log = logging.getLogger("carelog.audit.sealer")
 
@@ -75,10 +74,13 @@ _NEW_EVENTS = (
     "e.txid >= {lo} AND e.txid < {hi} AND NOT EXISTS (SELECT 1 FROM audit_seals s "
     "WHERE s.org_id = e.org_id AND s.event_id = e.id)"
 )
+# The arrays are sent in binary (``%b``): psycopg's text form escapes every element in Python
+# (31.7 ms per 1,000-row page against 0.8 ms in binary, most of it hex-encoding the leaf
+# hashes), which made the sealer slower than the writer it must outrun.
 _INSERT_SEALS = (
     "INSERT INTO audit_seals (org_id, seq, event_id, event_created_at, leaf_hash) "
     "SELECT %(org)s, s.seq, s.event_id, s.created_at, s.leaf_hash FROM unnest("
-    "%(seq)s::bigint[], %(ids)s::uuid[], %(created)s::timestamptz[], %(leaves)s::bytea[]) "
+    "%(seq)b::bigint[], %(ids)b::uuid[], %(created)b::timestamptz[], %(leaves)b::bytea[]) "
     "AS s(seq, event_id, created_at, leaf_hash)"
 )
 _UNSEALED = sa.text(
@@ -230,7 +232,7 @@ class Sealer:
 
     async def _seal_in(
         self,
-        session: AsyncSession,
+        session: Unit,
         org_id: uuid.UUID,
         horizon: int,
         force: bool,
@@ -265,7 +267,7 @@ class Sealer:
 
     async def _append_leaves(
         self,
-        session: AsyncSession,
+        session: Unit,
         org_id: uuid.UUID,
         acc: MerkleAccumulator,
         lo: int,
@@ -274,7 +276,7 @@ class Sealer:
     ) -> tuple[int, LineKey | None]:
         """Seal up to :data:`MAX_EVENTS_PER_TRANSACTION` new events in order, read with one
         statement and sealed a page at a time; (sealed, where to go on, or None if done)."""
-        conn = await driver_connection(session)
+        conn = session.driver
         where = sql.SQL(_NEW_EVENTS).format(lo=sql.Literal(lo), hi=sql.Literal(hi))
         statement = events_copy(org_id, after=after, where=where, limit=MAX_EVENTS_PER_TRANSACTION)
         lines = await copy_lines(conn, statement)
@@ -302,7 +304,7 @@ class Sealer:
         return len(lines), last if more else None
 
     async def _checkpoint(
-        self, session: AsyncSession, org_id: uuid.UUID, acc: MerkleAccumulator
+        self, session: Unit, org_id: uuid.UUID, acc: MerkleAccumulator
     ) -> SignedCheckpoint | None:
         last = (await session.execute(_LAST_CHECKPOINT, {"org": org_id})).first()
         if last is not None and int(last[0]) == acc.size:

@@ -19,8 +19,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from carelog.audit.integrity.canonical import format_timestamp
 from carelog.audit.integrity.chain import (
     CHECKPOINTS,
@@ -32,8 +30,8 @@ from carelog.audit.integrity.chain import (
 from carelog.audit.integrity.checkpoint import VerifyingKeyring
 from carelog.audit.integrity.diagnose import reference_pass, unsealed_problem
 from carelog.audit.integrity.report import Problem, VerifyReport
-from carelog.audit.integrity.rows import driver_connection
 from carelog.audit.integrity.scan import choose_workers, parallel_available, scan, stored_leaves
+from carelog.db.unit import Unit
 
 __all__ = ["DEFAULT_SEALING_WINDOW", "Problem", "VerifyReport", "verify_org"]
 
@@ -41,7 +39,7 @@ DEFAULT_SEALING_WINDOW = timedelta(minutes=5)
 
 
 async def verify_org(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     keyring: VerifyingKeyring,
     *,
@@ -71,7 +69,7 @@ async def verify_org(
     state = (await session.execute(STATE, {"org": org_id})).first()
     horizon = 0 if state is None else int(state[2])
 
-    conn = await driver_connection(session)
+    conn = session.driver
     may_fork = workers != 1 and parallel_available()
     stored = await stored_leaves(conn, org_id, since_text, export=may_fork)
     result = None

@@ -12,11 +12,11 @@ import uuid
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.filters import AuditFilters, Cursor
 from carelog.audit.query import select_events
 from carelog.db.schema import AuditLog
+from carelog.db.unit import Row, Unit
 
 _T = cast(sa.Table, AuditLog.__table__).c
 
@@ -27,20 +27,20 @@ LAST_CHECKPOINT = sa.text(
 )
 
 
-async def org_name(session: AsyncSession, org_id: uuid.UUID) -> str | None:
+async def org_name(session: Unit, org_id: uuid.UUID) -> str | None:
     name = await session.scalar(ORG_NAME, {"org_id": org_id})
     return None if name is None else str(name)
 
 
-async def last_checkpoint(session: AsyncSession, org_id: uuid.UUID) -> tuple[Any, ...] | None:
+async def last_checkpoint(session: Unit, org_id: uuid.UUID) -> tuple[Any, ...] | None:
     """(tree_size, issued_at) of the newest signed checkpoint: one index lookup."""
     row = (await session.execute(LAST_CHECKPOINT, {"org_id": org_id})).first()
     return None if row is None else tuple(row)
 
 
 async def events_newer_than(
-    session: AsyncSession, org_id: uuid.UUID, filters: AuditFilters, before: Cursor
-) -> list[sa.Row[Any]]:
+    session: Unit, org_id: uuid.UUID, filters: AuditFilters, before: Cursor
+) -> list[Row]:
     """Up to ``limit + 1`` matching events just newer than ``before``, oldest first (an
     ascending keyset scan; the caller reverses the page)."""
     position = sa.tuple_(_T.created_at, _T.id) > sa.tuple_(sa.literal(before.created_at), before.id)
@@ -54,10 +54,8 @@ async def events_newer_than(
     return list((await session.execute(stmt)).all())
 
 
-async def event_row(
-    session: AsyncSession, org_id: uuid.UUID, event_id: uuid.UUID
-) -> sa.Row[Any] | None:
+async def event_row(session: Unit, org_id: uuid.UUID, event_id: uuid.UUID) -> Row | None:
     """One event of the organization, with the columns of every other event read."""
     stmt = select_events(org_id, AuditFilters()).where(_T.id == event_id).limit(1)
-    row: sa.Row[Any] | None = (await session.execute(stmt)).first()
+    row: Row | None = (await session.execute(stmt)).first()
     return row

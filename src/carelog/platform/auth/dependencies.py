@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit.context import bind_actor
+from carelog.db import unit as db_unit
 from carelog.db.session import Scopes
 from carelog.platform.auth import queries
 from carelog.platform.auth.cookies import token_from_request
@@ -62,7 +62,7 @@ class Identity:
 class RequestUnit:
     """The request's transaction (RLS context set) and who it runs for."""
 
-    session: AsyncSession
+    session: db_unit.Unit
     identity: Identity
     scopes: Scopes
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+
+from carelog.db.unit import Row, Unit
 
 #: What an event type answers with (``EventOut``), for every select and ``returning``.
 EVENT_COLUMNS = (
@@ -88,8 +89,8 @@ LIST_EVENTS = sa.text(
 
 
 async def owned_event_for_update(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, event_id: uuid.UUID
-) -> sa.Row[Any] | None:
+    session: Unit, org_id: uuid.UUID, user_id: str, event_id: uuid.UUID
+) -> Row | None:
     """The owner's event type, locked until the unit ends; ``None`` if not theirs."""
     result = await session.execute(
         OWNED_EVENT_FOR_UPDATE, {"event_id": event_id, "org_id": org_id, "user_id": user_id}
@@ -98,20 +99,20 @@ async def owned_event_for_update(
 
 
 async def insert_event(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, values: Mapping[str, Any]
-) -> sa.Row[Any]:
+    session: Unit, org_id: uuid.UUID, user_id: str, values: Mapping[str, Any]
+) -> Row:
     """``values`` holds every ``EventIn`` field."""
     result = await session.execute(INSERT_EVENT, {"org_id": org_id, "user_id": user_id, **values})
     return result.one()
 
 
 async def update_event(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     user_id: str,
     event_id: uuid.UUID,
     changes: Mapping[str, Any],
-) -> sa.Row[Any]:
+) -> Row:
     """Write the ``changes`` (a subset of ``PATCHABLE``); every other column is kept."""
     unknown = set(changes) - set(PATCHABLE)
     if unknown:
@@ -124,31 +125,25 @@ async def update_event(
     return result.one()
 
 
-async def count_event_meetings(
-    session: AsyncSession, org_id: uuid.UUID, event_id: uuid.UUID
-) -> int:
+async def count_event_meetings(session: Unit, org_id: uuid.UUID, event_id: uuid.UUID) -> int:
     count = await session.scalar(COUNT_EVENT_MEETINGS, {"org_id": org_id, "event_id": event_id})
     return int(count or 0)
 
 
-async def delete_event(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, event_id: uuid.UUID
-) -> None:
+async def delete_event(session: Unit, org_id: uuid.UUID, user_id: str, event_id: uuid.UUID) -> None:
     await session.execute(
         DELETE_EVENT, {"event_id": event_id, "org_id": org_id, "user_id": user_id}
     )
 
 
-async def event_orders_for_update(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str
-) -> Sequence[sa.Row[Any]]:
+async def event_orders_for_update(session: Unit, org_id: uuid.UUID, user_id: str) -> Sequence[Row]:
     """``(id, order)`` of all the owner's event types, locked until the unit ends."""
     result = await session.execute(EVENT_ORDERS_FOR_UPDATE, {"org_id": org_id, "user_id": user_id})
     return result.all()
 
 
 async def set_event_orders(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, orders: Mapping[uuid.UUID, int]
+    session: Unit, org_id: uuid.UUID, user_id: str, orders: Mapping[uuid.UUID, int]
 ) -> None:
     """One ``order`` per event id, sent as a single batch."""
     await session.execute(
@@ -160,9 +155,7 @@ async def set_event_orders(
     )
 
 
-async def list_events(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str
-) -> Sequence[sa.Row[Any]]:
+async def list_events(session: Unit, org_id: uuid.UUID, user_id: str) -> Sequence[Row]:
     """The owner's event types in their display order."""
     result = await session.execute(LIST_EVENTS, {"org_id": org_id, "user_id": user_id})
     return result.all()

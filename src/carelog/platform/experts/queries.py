@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+
+from carelog.db.unit import Row, Unit
 
 #: What a profile answers with (``ProfileOut``); a profile saved without links reads as ``[]``.
 PROFILE_COLUMNS = (
@@ -65,39 +66,33 @@ PUBLISH_ACCEPTING_AGREEMENT = sa.text(
 )
 
 
-async def profile_for_update(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str
-) -> sa.Row[Any] | None:
+async def profile_for_update(session: Unit, org_id: uuid.UUID, user_id: str) -> Row | None:
     """The caller's profile, locked until the unit ends; ``None`` before the first save."""
     result = await session.execute(PROFILE_FOR_UPDATE, {"org_id": org_id, "user_id": user_id})
     return result.first()
 
 
 async def upsert_profile(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, values: Mapping[str, Any]
+    session: Unit, org_id: uuid.UUID, user_id: str, values: Mapping[str, Any]
 ) -> None:
     """``values`` holds every ``ProfileIn`` field, ``social_links`` as JSON text."""
     await session.execute(UPSERT_PROFILE, {"org_id": org_id, "user_id": user_id, **values})
 
 
-async def setup_steps_done(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str
-) -> sa.Row[Any] | None:
+async def setup_steps_done(session: Unit, org_id: uuid.UUID, user_id: str) -> Row | None:
     """One boolean per setup step; ``None`` when the expert has no setup row yet."""
     result = await session.execute(SETUP_STEPS_DONE, {"org_id": org_id, "user_id": user_id})
     return result.first()
 
 
-async def set_published(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, *, published: bool
-) -> None:
+async def set_published(session: Unit, org_id: uuid.UUID, user_id: str, *, published: bool) -> None:
     await session.execute(
         SET_PUBLISHED, {"published": published, "org_id": org_id, "user_id": user_id}
     )
 
 
 async def publish_accepting_agreement(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, version: str, ip_address: str | None
+    session: Unit, org_id: uuid.UUID, user_id: str, version: str, ip_address: str | None
 ) -> None:
     await session.execute(
         PUBLISH_ACCEPTING_AGREEMENT,

@@ -14,7 +14,8 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+
+from carelog.db.unit import Unit
 
 #: The columns a meeting is answered with (``MeetingOut``).
 _MEETING_OUT = "id, event_id, start_time, end_time, timezone, status, stripe_payment_status"
@@ -100,35 +101,35 @@ CANCEL_BOOKED = sa.text(
 )
 
 
-async def lock_schedule(session: AsyncSession, org_id: uuid.UUID, expert_id: str) -> Any:
+async def lock_schedule(session: Unit, org_id: uuid.UUID, expert_id: str) -> Any:
     """The expert's schedule row (``id``, ``timezone``), locked; ``None``: no schedule."""
     result = await session.execute(LOCK_SCHEDULE, {"org_id": org_id, "expert_id": expert_id})
     return result.first()
 
 
 async def availability(
-    session: AsyncSession, org_id: uuid.UUID, schedule_id: uuid.UUID
+    session: Unit, org_id: uuid.UUID, schedule_id: uuid.UUID
 ) -> list[tuple[str, dt.time, dt.time]]:
     """The schedule's weekly windows as (day, start, end) wall-clock times."""
     rows = await session.execute(AVAILABILITY, {"org_id": org_id, "schedule_id": schedule_id})
     return [(w.d, w.start_time, w.end_time) for w in rows]
 
 
-async def scheduling_settings(session: AsyncSession, org_id: uuid.UUID, expert_id: str) -> Any:
+async def scheduling_settings(session: Unit, org_id: uuid.UUID, expert_id: str) -> Any:
     """The expert's buffers, notice, interval and window; ``None``: the defaults apply."""
     result = await session.execute(SCHEDULING_SETTINGS, {"org_id": org_id, "expert_id": expert_id})
     return result.first()
 
 
 async def blocked_dates(
-    session: AsyncSession, org_id: uuid.UUID, expert_id: str
+    session: Unit, org_id: uuid.UUID, expert_id: str
 ) -> list[tuple[dt.date, str]]:
     rows = await session.execute(BLOCKED_DATES, {"org_id": org_id, "expert_id": expert_id})
     return [(r[0], r[1]) for r in rows]
 
 
 async def bookings_near(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     expert_id: str,
     since: dt.datetime,
@@ -142,7 +143,7 @@ async def bookings_near(
 
 
 async def held_for_another_guest(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     expert_id: str,
     start: dt.datetime,
@@ -162,13 +163,13 @@ async def held_for_another_guest(
     return bool(held)
 
 
-async def active_event(session: AsyncSession, event_id: uuid.UUID) -> Any:
+async def active_event(session: Unit, event_id: uuid.UUID) -> Any:
     """The bookable event (``org_id``, expert, duration, price); ``None``: none active."""
     return (await session.execute(ACTIVE_EVENT, {"event_id": event_id})).first()
 
 
 async def event_duration(
-    session: AsyncSession, org_id: uuid.UUID, event_id: uuid.UUID, expert_id: str
+    session: Unit, org_id: uuid.UUID, event_id: uuid.UUID, expert_id: str
 ) -> Any:
     """The expert's event (``duration_in_minutes``); ``None``: not theirs or not there."""
     result = await session.execute(
@@ -178,7 +179,7 @@ async def event_duration(
 
 
 async def meeting_of_checkout(
-    session: AsyncSession, org_id: uuid.UUID, session_id: str
+    session: Unit, org_id: uuid.UUID, session_id: str
 ) -> dict[str, Any] | None:
     """The meeting (as ``MeetingOut`` fields) a checkout session already became."""
     result = await session.execute(
@@ -189,25 +190,25 @@ async def meeting_of_checkout(
 
 
 async def _insert(
-    session: AsyncSession, statement: sa.TextClause, values: dict[str, Any]
+    session: Unit, statement: sa.TextClause, values: dict[str, Any]
 ) -> dict[str, Any]:
     # In a savepoint: a refused slot (the unique index) is a clean IntegrityError to the caller.
     async with session.begin_nested():
         return dict((await session.execute(statement, values)).mappings().one())
 
 
-async def insert_free_meeting(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
+async def insert_free_meeting(session: Unit, values: dict[str, Any]) -> dict[str, Any]:
     """Run :data:`INSERT_FREE_MEETING` with these bind values; answers the new meeting."""
     return await _insert(session, INSERT_FREE_MEETING, values)
 
 
-async def insert_paid_meeting(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
+async def insert_paid_meeting(session: Unit, values: dict[str, Any]) -> dict[str, Any]:
     """Run :data:`INSERT_PAID_MEETING` with these bind values; answers the new meeting."""
     return await _insert(session, INSERT_PAID_MEETING, values)
 
 
 async def release_reservations(
-    session: AsyncSession, org_id: uuid.UUID, session_id: str, payment_intent_id: str | None
+    session: Unit, org_id: uuid.UUID, session_id: str, payment_intent_id: str | None
 ) -> None:
     await session.execute(
         RELEASE_RESERVATIONS,
@@ -215,12 +216,12 @@ async def release_reservations(
     )
 
 
-async def meeting_to_cancel(session: AsyncSession, meeting_id: uuid.UUID) -> Any:
+async def meeting_to_cancel(session: Unit, meeting_id: uuid.UUID) -> Any:
     """Who hosts and who attends the meeting, its status and data subject; ``None``: unseen."""
     return (await session.execute(MEETING_TO_CANCEL, {"meeting_id": meeting_id})).first()
 
 
-async def cancel_booked(session: AsyncSession, meeting_id: uuid.UUID) -> dict[str, Any] | None:
+async def cancel_booked(session: Unit, meeting_id: uuid.UUID) -> dict[str, Any] | None:
     """Cancel the meeting if it is still booked (``None``: it was not, or RLS refused)."""
     row = (await session.execute(CANCEL_BOOKED, {"meeting_id": meeting_id})).mappings().first()
     return None if row is None else dict(row)

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit import log_audit_event
 from carelog.db.session import Scopes
+from carelog.db.unit import Unit
 from carelog.platform.auth.dependencies import RequestUnit
 from carelog.platform.common import system_audit
 from carelog.platform.errors import ApiError, conflict, forbidden, not_found
@@ -73,7 +73,7 @@ class PaidBooking:
     guest_org_id: uuid.UUID | None = None
 
 
-async def _lock_rules(session: AsyncSession, org_id: uuid.UUID, expert: str) -> Rules | None:
+async def _lock_rules(session: Unit, org_id: uuid.UUID, expert: str) -> Rules | None:
     """Lock the expert's schedule row (serialises their bookings) and read the rules."""
     schedule = await queries.lock_schedule(session, org_id, expert)
     if schedule is None:
@@ -93,7 +93,7 @@ async def _lock_rules(session: AsyncSession, org_id: uuid.UUID, expert: str) -> 
 
 
 async def _check_against_bookings(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     expert: str,
     rules: Rules,
@@ -146,7 +146,7 @@ def _guest(email: str, name: str, notes: str | None) -> dict[str, str | None]:
 
 
 async def check_bookable(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     expert: str,
     start: dt.datetime,
@@ -220,7 +220,7 @@ async def book_free(scopes: Scopes, data: BookingIn) -> MeetingOut:
         raise
 
 
-async def create_paid(session: AsyncSession, org_id: uuid.UUID, booking: PaidBooking) -> MeetingOut:
+async def create_paid(session: Unit, org_id: uuid.UUID, booking: PaidBooking) -> MeetingOut:
     """The meeting of a completed checkout (called by the Stripe webhook, inside its unit).
 
     Idempotent on the checkout session. The slot was validated when the checkout started and

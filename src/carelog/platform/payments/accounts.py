@@ -15,9 +15,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from carelog.audit import log_audit_event
+from carelog.db.unit import Unit
 from carelog.platform.payments import queries
 
 log = logging.getLogger("carelog.payments")
@@ -27,12 +26,12 @@ MULTI_ORG = frozenset({"account.updated"})
 NO_ORG = uuid.UUID(int=0)
 
 
-async def payouts_ready(session: AsyncSession, account: str) -> bool:
+async def payouts_ready(session: Unit, account: str) -> bool:
     """Whether Stripe lets this Connect account receive payouts (as last reported)."""
     return bool(await session.scalar(queries.PAYOUTS_READY, {"account": account}))
 
 
-async def account_known(session: AsyncSession, account: str) -> bool:
+async def account_known(session: Unit, account: str) -> bool:
     found = await session.scalar(queries.ACCOUNT_KNOWN, {"account": account})
     return bool(found)
 
@@ -48,7 +47,7 @@ def _flags(obj: Mapping[str, Any]) -> dict[str, bool]:
     return flags
 
 
-async def account_updated(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
+async def account_updated(session: Unit, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
     account = str(obj["id"])
     flags = _flags(obj)
     expert = await session.scalar(

@@ -28,9 +28,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from carelog.audit import log_audit_event
+from carelog.db.unit import Unit
 from carelog.platform.errors import ApiError
 from carelog.platform.meetings import service as meetings
 from carelog.platform.payments import queries
@@ -43,7 +42,7 @@ from carelog.platform.payments.checkout_metadata import (
 from carelog.platform.payments.orgs import _id, intent_of_charge, record_ref
 
 log = logging.getLogger("carelog.payments")
-Handler = Callable[[AsyncSession, uuid.UUID, Mapping[str, Any]], Awaitable[None]]
+Handler = Callable[[Unit, uuid.UUID, Mapping[str, Any]], Awaitable[None]]
 TRANSFER_DELAY = timedelta(hours=24)
 
 
@@ -51,19 +50,19 @@ class NotYetKnownError(Exception):
     """The event refers to a meeting that does not exist yet (out-of-order delivery)."""
 
 
-async def _meetings(session: AsyncSession, org: uuid.UUID, pi: str) -> list[Any]:
+async def _meetings(session: Unit, org: uuid.UUID, pi: str) -> list[Any]:
     rows = await session.execute(
         queries.MEETINGS_OF_INTENT, {"org_id": org, "payment_intent_id": pi}
     )
     return list(rows)
 
 
-async def _meetings_of_session(session: AsyncSession, org: uuid.UUID, cs: str) -> str | None:
+async def _meetings_of_session(session: Unit, org: uuid.UUID, cs: str) -> str | None:
     pi = await session.scalar(queries.INTENT_OF_CHECKOUT, {"org_id": org, "session_id": cs})
     return str(pi) if pi else None
 
 
-async def checkout_completed(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
+async def checkout_completed(session: Unit, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
     booking = booking_from_checkout(obj)
     try:
         await meetings.create_paid(session, org, booking)
@@ -90,7 +89,7 @@ async def checkout_completed(session: AsyncSession, org: uuid.UUID, obj: Mapping
         )
 
 
-async def payment_succeeded(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
+async def payment_succeeded(session: Unit, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
     pi = str(obj["id"])
     found = await _meetings(session, org, pi)
     if not found:
@@ -137,13 +136,11 @@ async def payment_succeeded(session: AsyncSession, org: uuid.UUID, obj: Mapping[
     )
 
 
-async def payment_failed(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
+async def payment_failed(session: Unit, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
     await _fail_payment(session, org, str(obj["id"]), obj.get("last_payment_error") or {})
 
 
-async def async_payment_failed(
-    session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]
-) -> None:
+async def async_payment_failed(session: Unit, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
     """A delayed method (Multibanco voucher, SEPA debit) of a completed checkout failed."""
     cs = str(obj["id"])
     pi = _id(obj.get("payment_intent")) or await _meetings_of_session(session, org, cs)
@@ -153,7 +150,7 @@ async def async_payment_failed(
 
 
 async def _fail_payment(
-    session: AsyncSession,
+    session: Unit,
     org: uuid.UUID,
     pi: str,
     error: Mapping[str, Any],
@@ -198,7 +195,7 @@ async def _fail_payment(
     )
 
 
-async def charge_refunded(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
+async def charge_refunded(session: Unit, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
     pi = await intent_of_charge(session, org, obj)
     found = await _meetings(session, org, pi) if pi else []
     if not found:
@@ -230,7 +227,7 @@ async def charge_refunded(session: AsyncSession, org: uuid.UUID, obj: Mapping[st
     )
 
 
-async def dispute_created(session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
+async def dispute_created(session: Unit, org: uuid.UUID, obj: Mapping[str, Any]) -> None:
     """Hold the payout: the transfer is DISPUTED and waits for an admin whatever its flags.
 
     Stripe's disputes name the charge (``payment_intent`` is often ``null``); the charge was

@@ -24,8 +24,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from carelog.db.unit import Unit
 from carelog.platform.payments import queries
 
 #: The fields, per Stripe object type, that name another object carelog may know.
@@ -88,7 +87,7 @@ def references(event: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(ref for ref in found if ref))
 
 
-async def resolve_orgs(session: AsyncSession, event: Mapping[str, Any]) -> list[uuid.UUID]:
+async def resolve_orgs(session: Unit, event: Mapping[str, Any]) -> list[uuid.UUID]:
     """The organizations the event's object belongs to (empty: none carelog knows)."""
     found = org_in_metadata(event["data"]["object"])
     if found is not None:
@@ -100,7 +99,7 @@ async def resolve_orgs(session: AsyncSession, event: Mapping[str, Any]) -> list[
 
 
 async def record_ref(
-    session: AsyncSession,
+    session: Unit,
     org: uuid.UUID,
     ref: str | None,
     kind: str,
@@ -114,9 +113,7 @@ async def record_ref(
         )
 
 
-async def intent_of_charge(
-    session: AsyncSession, org: uuid.UUID, obj: Mapping[str, Any]
-) -> str | None:
+async def intent_of_charge(session: Unit, org: uuid.UUID, obj: Mapping[str, Any]) -> str | None:
     """The payment intent of a charge, dispute or refund: named, or recorded with its charge."""
     named = payment_intent_of(obj)
     if named is not None:

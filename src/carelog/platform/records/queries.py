@@ -12,7 +12,8 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+
+from carelog.db.unit import Row, Unit
 
 #: The meeting's parties as the session may see them; the last column is the patient as a data
 #: subject (a WorkOS user, or the subject of an anonymous booking).
@@ -68,19 +69,19 @@ RESEAL_RECORD = sa.text(
 )
 
 
-async def meeting_parties(session: AsyncSession, meeting_id: uuid.UUID) -> tuple[Any, ...] | None:
+async def meeting_parties(session: Unit, meeting_id: uuid.UUID) -> tuple[Any, ...] | None:
     """The meeting's ids and parties in column order (None: absent, or not visible)."""
     row = (await session.execute(MEETING_PARTIES, {"meeting_id": meeting_id})).one_or_none()
     return None if row is None else tuple(row)
 
 
-async def meeting_subject(session: AsyncSession, meeting_id: uuid.UUID) -> str | None:
+async def meeting_subject(session: Unit, meeting_id: uuid.UUID) -> str | None:
     subject: str | None = await session.scalar(MEETING_SUBJECT, {"meeting_id": meeting_id})
     return subject
 
 
 async def insert_record(
-    session: AsyncSession,
+    session: Unit,
     *,
     record_id: uuid.UUID,
     org_id: uuid.UUID,
@@ -107,21 +108,19 @@ async def insert_record(
     )
 
 
-async def meeting_records(
-    session: AsyncSession, org_id: uuid.UUID, meeting_id: uuid.UUID
-) -> list[sa.Row[Any]]:
+async def meeting_records(session: Unit, org_id: uuid.UUID, meeting_id: uuid.UUID) -> list[Row]:
     """The meeting's sealed records, newest first."""
     params = {"org_id": org_id, "meeting_id": meeting_id}
     return list((await session.execute(MEETING_RECORDS, params)).all())
 
 
 async def lock_own_record(
-    session: AsyncSession,
+    session: Unit,
     record_id: uuid.UUID,
     org_id: uuid.UUID,
     meeting_id: uuid.UUID,
     expert_id: str,
-) -> sa.Row[Any] | None:
+) -> Row | None:
     """The expert's own record of the meeting, locked ``for update`` (None: no such record)."""
     params = {
         "record_id": record_id,
@@ -133,7 +132,7 @@ async def lock_own_record(
 
 
 async def update_record(
-    session: AsyncSession,
+    session: Unit,
     *,
     record_id: uuid.UUID,
     version: int,
@@ -141,7 +140,7 @@ async def update_record(
     metadata: str | None,
     key_id: str,
     encryption_method: str,
-) -> sa.Row[Any] | None:
+) -> Row | None:
     """Write the next version; returns (version, last_modified_at), None if ``version`` moved."""
     params = {
         "record_id": record_id,
@@ -155,14 +154,14 @@ async def update_record(
 
 
 async def lock_rotation_batch(
-    session: AsyncSession, org_id: uuid.UUID, active_key_id: str, batch_size: int
-) -> list[sa.Row[Any]]:
+    session: Unit, org_id: uuid.UUID, active_key_id: str, batch_size: int
+) -> list[Row]:
     params = {"org_id": org_id, "active_key_id": active_key_id, "batch_size": batch_size}
     return list((await session.execute(LOCK_ROTATION_BATCH, params)).all())
 
 
 async def reseal_record(
-    session: AsyncSession,
+    session: Unit,
     *,
     record_id: uuid.UUID,
     org_id: uuid.UUID,

@@ -12,10 +12,10 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+
+from carelog.db.unit import Row, Unit
 
 SCHEDULE_FOR_UPDATE = sa.text(
     "select id, timezone from schedules where org_id = :org_id and workos_user_id = :user_id"
@@ -62,22 +62,20 @@ class Window:
     end_time: str
 
 
-async def schedule_for_update(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str
-) -> sa.Row[Any] | None:
+async def schedule_for_update(session: Unit, org_id: uuid.UUID, user_id: str) -> Row | None:
     """``(id, timezone)`` of the caller's schedule, locked until the unit ends."""
     result = await session.execute(SCHEDULE_FOR_UPDATE, {"org_id": org_id, "user_id": user_id})
     return result.first()
 
 
-async def schedule_windows(session: AsyncSession, schedule_id: uuid.UUID) -> Sequence[sa.Row[Any]]:
+async def schedule_windows(session: Unit, schedule_id: uuid.UUID) -> Sequence[Row]:
     """``(d, start_time, end_time)`` rows in week order; the times are ``datetime.time``."""
     result = await session.execute(SCHEDULE_WINDOWS, {"schedule_id": schedule_id})
     return result.all()
 
 
 async def upsert_schedule(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, timezone: str
+    session: Unit, org_id: uuid.UUID, user_id: str, timezone: str
 ) -> uuid.UUID:
     result = await session.execute(
         UPSERT_SCHEDULE, {"org_id": org_id, "user_id": user_id, "timezone": timezone}
@@ -86,12 +84,12 @@ async def upsert_schedule(
     return schedule_id
 
 
-async def delete_schedule_windows(session: AsyncSession, schedule_id: uuid.UUID) -> None:
+async def delete_schedule_windows(session: Unit, schedule_id: uuid.UUID) -> None:
     await session.execute(DELETE_SCHEDULE_WINDOWS, {"schedule_id": schedule_id})
 
 
 async def insert_schedule_windows(
-    session: AsyncSession, org_id: uuid.UUID, schedule_id: uuid.UUID, windows: Sequence[Window]
+    session: Unit, org_id: uuid.UUID, schedule_id: uuid.UUID, windows: Sequence[Window]
 ) -> None:
     """All of ``windows`` in one batch (at least one: an empty batch is not a statement)."""
     await session.execute(
@@ -110,7 +108,7 @@ async def insert_schedule_windows(
 
 
 async def insert_blocked_date(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     user_id: str,
     date: dt.date,
@@ -132,8 +130,8 @@ async def insert_blocked_date(
 
 
 async def delete_blocked_date(
-    session: AsyncSession, org_id: uuid.UUID, user_id: str, blocked_id: int
-) -> sa.Row[Any] | None:
+    session: Unit, org_id: uuid.UUID, user_id: str, blocked_id: int
+) -> Row | None:
     """``(date, timezone)`` of the removed day; ``None`` if it was not the caller's."""
     result = await session.execute(
         DELETE_BLOCKED_DATE, {"blocked_id": blocked_id, "org_id": org_id, "user_id": user_id}

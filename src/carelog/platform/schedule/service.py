@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carelog.audit import log_audit_event
+from carelog.db.unit import Unit
 from carelog.platform.auth.dependencies import RequestUnit
 from carelog.platform.common import mark_setup_step, require_expert
 from carelog.platform.errors import conflict, not_found
@@ -35,7 +35,7 @@ async def _current(unit: RequestUnit) -> tuple[uuid.UUID | None, dict[str, objec
     return row.id, {"timezone": row.timezone, "availabilities": windows}
 
 
-async def _windows(session: AsyncSession, schedule_id: uuid.UUID) -> list[dict[str, str]]:
+async def _windows(session: Unit, schedule_id: uuid.UUID) -> list[dict[str, str]]:
     return [
         {
             "day_of_week": r.d,

@@ -18,9 +18,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from carelog.audit.catalog import AuditCatalog
+from carelog.db.unit import Unit
 from carelog.platform.subjects import queries
 
 ACCOUNTING_ACTOR = "system:subject-accounting"
@@ -95,9 +94,7 @@ def _purpose(action: str, category: str, access: str, role: str, actor_type: str
     return "health care operations"
 
 
-async def _people(
-    session: AsyncSession, org_id: uuid.UUID, actors: set[str]
-) -> dict[str, tuple[str, str]]:
+async def _people(session: Unit, org_id: uuid.UUID, actors: set[str]) -> dict[str, tuple[str, str]]:
     """Actor id → (name, role) from the org's profiles, memberships and application roles."""
     if not actors:
         return {}
@@ -116,7 +113,7 @@ async def _people(
 
 
 async def build_accounting(
-    session: AsyncSession,
+    session: Unit,
     catalog: AuditCatalog,
     org_id: uuid.UUID,
     subject_id: str,
@@ -178,7 +175,7 @@ async def build_accounting(
 
 
 async def record_disclosure(
-    session: AsyncSession,
+    session: Unit,
     org_id: uuid.UUID,
     subject_id: str,
     recorded_by: str,

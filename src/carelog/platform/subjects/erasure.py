@@ -25,13 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from carelog.audit import log_audit_event
 from carelog.audit.integrity.canonical import canonical_bytes
 from carelog.audit.integrity.checkpoint import SigningKeyring
 from carelog.audit.subject_keys import SubjectKeyStore
 from carelog.db.session import Scopes
+from carelog.db.unit import Unit
 from carelog.platform.common import system_audit
 from carelog.platform.errors import ApiError
 from carelog.platform.subjects import queries
@@ -78,7 +77,7 @@ def _unknown_subject(field: str) -> ApiError:
 
 
 async def _find_subject(
-    session: AsyncSession,
+    session: Unit,
     directory: SubjectDirectory,
     org_id: uuid.UUID,
     subject: str | None,
@@ -137,12 +136,12 @@ async def request_erasure(
     return Erasure(erasure_id, org_id, subject_id, "requested", None)
 
 
-async def _active_hold(session: AsyncSession, org_id: uuid.UUID, subject: str) -> Any:
+async def _active_hold(session: Unit, org_id: uuid.UUID, subject: str) -> Any:
     return await queries.first(session, queries.ACTIVE_HOLD, org_id=org_id, subject_id=subject)
 
 
 async def _erase_operational(
-    session: AsyncSession, org_id: uuid.UUID, subject: str, workos: bool
+    session: Unit, org_id: uuid.UUID, subject: str, workos: bool
 ) -> dict[str, int]:
     mine = {"org_id": org_id, "subject_id": subject}
     tables: dict[str, int] = {}
@@ -167,7 +166,7 @@ async def _erase_operational(
     return tables
 
 
-async def _retain_records(session: AsyncSession, org_id: uuid.UUID, subject: str) -> dict[str, Any]:
+async def _retain_records(session: Unit, org_id: uuid.UUID, subject: str) -> dict[str, Any]:
     rows = await queries.rows(
         session,
         queries.RETAIN_RECORDS,
@@ -277,7 +276,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-async def _refuse(session: AsyncSession, erasure: Erasure, hold: Any) -> None:
+async def _refuse(session: Unit, erasure: Erasure, hold: Any) -> None:
     outcome = {"refused": "legal_hold", "hold_id": str(hold.id), "hold_reason": hold.reason}
     await session.execute(
         queries.REFUSE_ERASURE,

@@ -21,10 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from carelog.core.ids import uuid7
 from carelog.core.settings import Settings, WorkOSSettings
+from carelog.db.unit import Unit
 from carelog.platform.subjects import queries
 
 SUBJECT_PREFIX = "subj_"
@@ -78,7 +77,7 @@ class SubjectDirectory:
         message = f"carelog.subject-email.v1|{org_id}|{normalise_email(email)}".encode()
         return hmac.new(self.token_key, message, hashlib.sha256).hexdigest()
 
-    async def find(self, session: AsyncSession, org_id: uuid.UUID, email: str) -> str | None:
+    async def find(self, session: Unit, org_id: uuid.UUID, email: str) -> str | None:
         found: str | None = await queries.scalar(
             session,
             queries.SUBJECT_BY_EMAIL_TOKEN,
@@ -89,7 +88,7 @@ class SubjectDirectory:
 
     async def resolve(
         self,
-        session: AsyncSession,
+        session: Unit,
         org_id: uuid.UUID,
         email: str,
         name: str,
@@ -160,9 +159,7 @@ def create_subject_directory(settings: Settings) -> SubjectDirectory:
     return SubjectDirectory(token_key, guests)
 
 
-async def backfill_meetings(
-    session: AsyncSession, directory: SubjectDirectory, org_id: uuid.UUID
-) -> int:
+async def backfill_meetings(session: Unit, directory: SubjectDirectory, org_id: uuid.UUID) -> int:
     """Give meetings booked before subjects existed (migration 0009) their subject.
 
     Anonymous bookings had no subject id; their e-mail is still in the meeting, so the subject

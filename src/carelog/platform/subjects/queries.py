@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+
+from carelog.db.unit import Unit
 
 #: The subject's meetings: booked under their subject id, or by their WorkOS user.
 _MINE = "org_id = :org_id and (data_subject_id = :subject_id or guest_workos_user_id = :subject_id)"
@@ -184,21 +185,21 @@ SUBJECT_EVENTS = sa.text(
 )
 
 
-async def rows(session: AsyncSession, statement: sa.TextClause, **params: Any) -> list[Any]:
+async def rows(session: Unit, statement: sa.TextClause, **params: Any) -> list[Any]:
     """Every row ``statement`` returns (for ``returning`` statements: every row it changed)."""
     return list((await session.execute(statement, params)).all())
 
 
-async def first(session: AsyncSession, statement: sa.TextClause, **params: Any) -> Any:
+async def first(session: Unit, statement: sa.TextClause, **params: Any) -> Any:
     """The first row ``statement`` returns, or None."""
     return (await session.execute(statement, params)).first()
 
 
-async def one(session: AsyncSession, statement: sa.TextClause, **params: Any) -> Any:
+async def one(session: Unit, statement: sa.TextClause, **params: Any) -> Any:
     """The one row ``statement`` returns (raises if there is none, or more than one)."""
     return (await session.execute(statement, params)).one()
 
 
-async def scalar(session: AsyncSession, statement: sa.TextClause, **params: Any) -> Any:
+async def scalar(session: Unit, statement: sa.TextClause, **params: Any) -> Any:
     """The first column of the first row, or None."""
     return await session.scalar(statement, params)
