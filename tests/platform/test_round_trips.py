@@ -7,12 +7,16 @@ pool does not cost a ping round trip. Suspended members are still refused.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_harness import Api, running_api
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from carelog.db.engine import Database
 from carelog.db.unit import observing_statements
@@ -57,3 +61,41 @@ async def test_a_suspended_member_is_still_refused(api: Api) -> None:
         f"/api/appointments/{a.ids['meeting']}/records", headers=api.auth(a.expert, a.org_id)
     )
     assert r.status_code == 403 and "suspended" in r.text, r.text
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    if dependant.call is not None:
+        yield dependant.call
+    for sub in dependant.dependencies:
+        yield from _calls(sub)
+
+
+def _asynchronous(call: Callable[..., Any]) -> bool:
+    """What FastAPI awaits in the event loop: a coroutine or async generator function, or an
+    object whose ``__call__`` is one."""
+    method = getattr(call, "__call__", None)  # noqa: B004 - a callable object's own method
+    return any(
+        inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f) for f in (call, method)
+    )
+
+
+def test_no_request_hops_to_the_thread_pool() -> None:
+    """FastAPI runs a plain ``def`` endpoint or dependency in a worker thread: a thread hop, a
+    wake-up and a GIL hand-over on every request (a profile of the audited endpoints found 16
+    such threads busy under load for ``def`` dependencies that only read app state). Every
+    endpoint and dependency of the service is a coroutine (or an async generator)."""
+    from carelog.platform.routers import ROUTERS
+    from carelog.web.viewer import router as viewer_router
+    from carelog.web.viewer.accounting import router as accounting_router
+
+    sync = sorted(
+        {
+            f"{route.path}: {getattr(call, '__qualname__', call)}"
+            for router in (*ROUTERS, viewer_router, accounting_router)
+            for route in router.routes
+            if isinstance(route, APIRoute)
+            for call in _calls(route.dependant)
+            if not _asynchronous(call)
+        }
+    )
+    assert sync == [], sync

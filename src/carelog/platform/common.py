@@ -36,7 +36,7 @@ MARK_SETUP_STEP: Mapping[str, sa.TextClause] = {
 }
 
 
-def get_scopes(request: Request) -> Scopes:
+async def get_scopes(request: Request) -> Scopes:
     """The app's session factories: anonymous and webhook paths open their own units."""
     return services(request).scopes
 

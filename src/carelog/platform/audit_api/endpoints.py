@@ -45,7 +45,7 @@ MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "workos": "ap
 MAX_ACCESS_ENTRIES = 10_000
 
 
-def audit_filters(
+async def audit_filters(
     start: Annotated[datetime | None, Query(description="Inclusive, timezone-aware.")] = None,
     end: Annotated[datetime | None, Query(description="Exclusive, timezone-aware.")] = None,
     action: Annotated[list[PlainText] | None, Query(description="Repeatable.")] = None,

@@ -31,7 +31,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def record_keyring(request: Request) -> RecordKeyring:
+async def record_keyring(request: Request) -> RecordKeyring:
     """The runtime's keyring (from settings, or the one a test gave the runtime)."""
     return services(request).record_keyring
 
