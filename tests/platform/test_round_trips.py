@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from api_harness import Api, running_api
+from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -99,3 +100,21 @@ def test_no_request_hops_to_the_thread_pool() -> None:
         }
     )
     assert sync == [], sync
+
+
+async def test_routes_on_the_app_router_document_what_include_router_would(api: Api) -> None:
+    """The service puts every router's routes on its own router (``add_routes``: FastAPI's
+    ``include_router`` adds a matching layer to every request). The OpenAPI document stays
+    the one ``include_router`` gives, and every route is reached."""
+    from carelog.platform.routers import ROUTERS
+    from carelog.web.viewer import router as viewer_router
+    from carelog.web.viewer.accounting import router as accounting_router
+
+    included = FastAPI()
+    for router in (*ROUTERS, accounting_router, viewer_router):
+        included.include_router(router)
+    ours, theirs = api.app.openapi()["paths"], included.openapi()["paths"]
+    assert {p: ours[p] for p in theirs} == theirs
+    assert set(ours) - set(theirs) == {"/health", "/ready"}
+    for path in ("/health", "/api/audit/events", "/audit"):
+        assert (await api.client.get(path)).status_code in (200, 303, 401), path
