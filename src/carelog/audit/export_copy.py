@@ -26,47 +26,18 @@ import sqlalchemy as sa
 
 from carelog.audit.filters import AuditFilters
 from carelog.audit.query import COLUMNS, JSON_COLUMNS, select_events
+from carelog.audit.rendered import event_json, rendered_value
 from carelog.audit.sealing import ERASED_VALUE, present
 from carelog.db.schema import AuditLog, DataSubject
 from carelog.db.unit import DIALECT, Unit, exact_json_loads
 
-
-def _iso_utc(column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
-    """``datetime.isoformat()`` of the time in UTC, computed by PostgreSQL: seconds, six
-    digits of microseconds unless there are none, ``+00:00``."""
-    utc = sa.func.timezone("UTC", column)
-    fraction = sa.case(
-        (sa.cast(sa.func.date_part("microseconds", column), sa.BigInteger) % 1_000_000 == 0, ""),
-        else_=sa.func.to_char(utc, ".US"),
-    )
-    return sa.func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS') + fraction + "+00:00"
-
-
-def _line_value(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    if column.name == "ip_address":
-        return sa.func.abbrev(column)
-    if column.name == "created_at":
-        return _iso_utc(column)
-    return column
-
-
 _LOG = cast(sa.Table, AuditLog.__table__).c
 _SUBJECTS = cast(sa.Table, DataSubject.__table__).c
-#: Each event's JSONL line rendered by PostgreSQL (``json_build_object`` keeps the column
-#: order; JSON values are embedded as stored, so a decimal keeps its digits), with whether its
-#: subject is erased beside it: Python only copies the bytes, except for the few rows that must
-#: be presented (below). Before, building an ``AuditRecord`` and
+#: Each event's JSONL line rendered by PostgreSQL (:func:`carelog.audit.rendered.event_json`),
+#: with whether its subject is erased beside it: Python only copies the bytes, except for the
+#: few rows that must be presented (below). Before, building an ``AuditRecord`` and
 #: re-encoding it per row made the CLI export 7-10x slower than ``COPY (SELECT row_to_json…)``.
-_JSONL_LINE = sa.cast(
-    sa.func.json_build_object(
-        *(
-            part
-            for name in COLUMNS
-            for part in (sa.literal_column(f"'{name}'"), _line_value(_LOG[name]))
-        )
-    ),
-    sa.Text,
-)
+_JSONL_LINE = event_json()
 # Looked up only for events that name a subject (the look-up is most of PostgreSQL's cost per
 # row otherwise: 13-16 us against 9 us without it, 12 for row_to_json).
 _ERASED = sa.case(
@@ -90,7 +61,7 @@ def _csv_cell(name: str) -> sa.ColumnElement[str]:
     """One CSV cell, computed by PostgreSQL: JSON documents as stored, other values
     neutralised (:func:`neutralise_cell`'s rule), quoted when they hold a quote, comma, CR or
     LF (what the standard library's writer quotes), nothing for a null."""
-    text: sa.ColumnElement[str] = sa.cast(_line_value(_LOG[name]), sa.Text)
+    text: sa.ColumnElement[str] = sa.cast(rendered_value(name), sa.Text)
     if name in _PLAIN_COLUMNS:
         return sa.func.coalesce(text, "")
     if name not in JSON_COLUMNS:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from carelog.audit import trail_reads
 from carelog.audit.catalog import AuditCatalog, Outcome
@@ -25,7 +25,6 @@ from carelog.platform.audit_api.schemas import (
     AccessEntryOut,
     AccessReportOut,
     ActorCount,
-    AuditEventOut,
     AuditEventPage,
     ComplianceReportOut,
 )
@@ -82,12 +81,14 @@ async def list_events(
     unit: AdminUnit,
     filters: Filters,
     cursor: Annotated[PlainText | None, Query(max_length=64, description="next_cursor")] = None,
-) -> AuditEventPage:
-    """One page, newest first; pass ``next_cursor`` back (with the same filters) for the next."""
+) -> Response:
+    """One page, newest first; pass ``next_cursor`` back (with the same filters) for the next.
+
+    The body is the page PostgreSQL rendered (``AuditEventPage`` documents it, and a test holds
+    the two to the same shape): validating and serialising 50 events in Python was a third of
+    the request's CPU."""
     page = await audit_reads.search(unit, filters, cursor)
-    return AuditEventPage(
-        items=[AuditEventOut.model_validate(r) for r in page.items], next_cursor=page.next_cursor
-    )
+    return Response(page.to_json(), media_type="application/json")
 
 
 @router.get(

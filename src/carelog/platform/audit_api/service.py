@@ -15,6 +15,7 @@ from typing import Any
 from carelog.audit import trail_reads
 from carelog.audit.filters import AuditFilters, Cursor
 from carelog.audit.query import AuditPage, AuditRecord, get_audit_logs
+from carelog.audit.rendered import RenderedPage, rendered_page
 from carelog.platform.audit_api import queries
 from carelog.platform.auth.dependencies import RequestUnit
 from carelog.platform.errors import ApiError
@@ -33,10 +34,14 @@ class Page:
     newer: str | None = None  # "before" cursor of the previous (newer) page
 
 
-async def search(unit: RequestUnit, filters: AuditFilters, cursor: str | None = None) -> AuditPage:
-    """One page, newest first (recorded as ``AUDIT_LOG_QUERIED``)."""
-    page = await get_audit_logs(unit.session, unit.identity.org_id, filters, cursor)
-    await trail_reads.record_page_read(filters, len(page.items), paged=bool(cursor))
+async def search(
+    unit: RequestUnit, filters: AuditFilters, cursor: str | None = None
+) -> RenderedPage:
+    """One page, newest first, as the JSON API answers it (recorded as ``AUDIT_LOG_QUERIED``):
+    rendered by PostgreSQL, so no event is parsed into Python values only to be written out
+    again."""
+    page = await rendered_page(unit.session, unit.identity.org_id, filters, cursor)
+    await trail_reads.record_page_read(filters, len(page.events), paged=bool(cursor))
     return page
 
 

@@ -1,0 +1,90 @@
+"""Events rendered as JSON by PostgreSQL: an export's lines and a page of the JSON API.
+
+Reading an event into Python values only to write the same values back out as JSON was most
+of the work of both: a JSONL export ran at a tenth of the raw ``COPY``'s pace, and an owner's
+page of 50 events spent about a third of its CPU parsing rows, building records, validating
+them twice (once into the response model, once more as the response) and serialising them.
+Here the statement builds each event's JSON object (``json_build_object``, in column order,
+JSON values embedded as stored so a decimal keeps its digits), and Python joins the objects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+import sqlalchemy as sa
+
+from carelog.audit.filters import AuditFilters, Cursor
+from carelog.audit.query import COLUMNS, select_events
+from carelog.db.schema import AuditLog
+from carelog.db.unit import Unit
+
+_LOG = cast(sa.Table, AuditLog.__table__).c
+#: How a time in UTC ends: ``datetime.isoformat()``'s offset (the exports), or the ``Z`` that
+#: the API's response models have always written (pydantic's form).
+ISOFORMAT, ZULU = "+00:00", "Z"
+
+
+def iso_utc(column: sa.ColumnElement[Any], suffix: str = ISOFORMAT) -> sa.ColumnElement[str]:
+    """The time in UTC as text, computed by PostgreSQL: seconds, six digits of microseconds
+    unless there are none (what ``isoformat()`` and pydantic both do), then ``suffix``."""
+    utc = sa.func.timezone("UTC", column)
+    fraction = sa.case(
+        (sa.cast(sa.func.date_part("microseconds", column), sa.BigInteger) % 1_000_000 == 0, ""),
+        else_=sa.func.to_char(utc, ".US"),
+    )
+    return sa.func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS') + fraction + suffix
+
+
+def rendered_value(name: str, suffix: str = ISOFORMAT) -> sa.ColumnElement[Any]:
+    """One column as an event's JSON shows it: the address as text, the time as above."""
+    column = _LOG[name]
+    if name == "ip_address":
+        return sa.func.abbrev(column)
+    if name == "created_at":
+        return iso_utc(column, suffix)
+    return column
+
+
+def event_json(suffix: str = ISOFORMAT) -> sa.ColumnElement[str]:
+    """Each event as one JSON object's text, its keys in column order."""
+    pairs = (
+        part
+        for name in COLUMNS
+        for part in (sa.literal_column(f"'{name}'"), rendered_value(name, suffix))
+    )
+    return sa.cast(sa.func.json_build_object(*pairs), sa.Text)
+
+
+_PAGE_COLUMNS = (event_json(ZULU).label("event"), _LOG.created_at, _LOG.id)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPage:
+    """A page as the JSON API answers it: ``{"items": [...], "next_cursor": ...}``."""
+
+    events: list[str]
+    next_cursor: str | None
+
+    def to_json(self) -> bytes:
+        items = ",".join(self.events).encode()
+        return b'{"items":[' + items + b'],"next_cursor":' + orjson.dumps(self.next_cursor) + b"}"
+
+
+async def rendered_page(
+    session: Unit, org_id: uuid.UUID, filters: AuditFilters, cursor: str | None = None
+) -> RenderedPage:
+    """:func:`carelog.audit.query.get_audit_logs`'s page (same statement, same keyset), each
+    event rendered by PostgreSQL in the API's form; only the last row's position is read."""
+    position = None if cursor is None else Cursor.decode(cursor, filters)
+    stmt = select_events(org_id, filters, position, columns=_PAGE_COLUMNS)
+    rows = (await session.execute(stmt.limit(filters.limit + 1))).all()
+    page = rows[: filters.limit]
+    next_cursor = None
+    if len(rows) > filters.limit:
+        last = page[-1]
+        next_cursor = Cursor(last.created_at, last.id).encode(filters)
+    return RenderedPage([row.event for row in page], next_cursor)
