@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from carelog.audit.filters import AuditFilters
@@ -108,3 +109,37 @@ def test_the_membership_look_up_keeps_its_plan_for_the_session(
             " WHERE p.oid = 'app.current_org_role()'::regprocedure"
         ).fetchone()
     assert row == ("plpgsql", "s", False)  # cached plan; stable; the caller's own rights
+
+
+@pytest.mark.parametrize("reader", ["records", "rendered"])
+async def test_page_queries_keep_a_generic_plan(
+    world_db: tuple[Database, World], reader: str
+) -> None:
+    """A page query is prepared by the driver and, after PostgreSQL's first few custom plans,
+    runs on its generic plan: not planned again over every partition on every request
+    (planning cost twice the execution). A bound ``LIMIT`` made the generic plan look ten
+    times dearer and it was never chosen (``carelog.audit.query.page_limit``)."""
+    from carelog.audit.query import get_audit_logs
+    from carelog.audit.rendered import rendered_page
+    from carelog.db.session import Scopes
+
+    db, world = world_db
+    scopes = Scopes(db)
+    org, read = world.a.org_id, get_audit_logs if reader == "records" else rendered_page
+    rendered = "not " if reader == "records" else ""
+    # One unit: the same pooled connection, so the driver's prepared statement is reused.
+    async with scopes.org_scope(world.a.owner, org) as unit:
+        for _ in range(20):
+            await read(unit, org, AuditFilters(limit=50))
+        rows = (
+            await unit.execute(
+                sa.text(
+                    "select generic_plans, custom_plans from pg_prepared_statements "
+                    "where statement like '%FROM audit_logs%' and statement like '%LIMIT 51%' "
+                    f"and statement {rendered}like '%json_build_object%'"
+                )
+            )
+        ).all()
+    assert len(rows) == 1, rows
+    generic, custom = rows[0]
+    assert generic >= 5 and custom <= 5, rows[0]

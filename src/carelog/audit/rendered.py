@@ -18,7 +18,7 @@ import orjson
 import sqlalchemy as sa
 
 from carelog.audit.filters import AuditFilters, Cursor
-from carelog.audit.query import COLUMNS, select_events
+from carelog.audit.query import COLUMNS, page_limit, select_events
 from carelog.db.schema import AuditLog
 from carelog.db.unit import Unit
 
@@ -31,12 +31,23 @@ ISOFORMAT, ZULU = "+00:00", "Z"
 def iso_utc(column: sa.ColumnElement[Any], suffix: str = ISOFORMAT) -> sa.ColumnElement[str]:
     """The time in UTC as text, computed by PostgreSQL: seconds, six digits of microseconds
     unless there are none (what ``isoformat()`` and pydantic both do), then ``suffix``."""
-    utc = sa.func.timezone("UTC", column)
+    utc = sa.func.timezone(_text("UTC"), column)
+    micros = sa.func.date_part(_text("microseconds"), column)
     fraction = sa.case(
-        (sa.cast(sa.func.date_part("microseconds", column), sa.BigInteger) % 1_000_000 == 0, ""),
-        else_=sa.func.to_char(utc, ".US"),
+        (
+            sa.cast(micros, sa.BigInteger) % sa.literal_column("1000000") == sa.literal_column("0"),
+            _text(""),
+        ),
+        else_=sa.func.to_char(utc, _text(".US")),
     )
-    return sa.func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS') + fraction + suffix
+    return sa.func.to_char(utc, _text('YYYY-MM-DD"T"HH24:MI:SS')) + fraction + _text(suffix)
+
+
+def _text(constant: str) -> sa.ColumnElement[str]:
+    """A constant of the statement written into its text, not bound: nothing to send or bind
+    per execution, and nothing that could make a generic plan differ from a custom one."""
+    assert "'" not in constant  # only this module's own constants
+    return sa.literal_column(f"'{constant}'", sa.Text)
 
 
 def rendered_value(name: str, suffix: str = ISOFORMAT) -> sa.ColumnElement[Any]:
@@ -81,7 +92,7 @@ async def rendered_page(
     event rendered by PostgreSQL in the API's form; only the last row's position is read."""
     position = None if cursor is None else Cursor.decode(cursor, filters)
     stmt = select_events(org_id, filters, position, columns=_PAGE_COLUMNS)
-    rows = (await session.execute(stmt.limit(filters.limit + 1))).all()
+    rows = (await session.execute(stmt.limit(page_limit(filters.limit + 1)))).all()
     page = rows[: filters.limit]
     next_cursor = None
     if len(rows) > filters.limit:

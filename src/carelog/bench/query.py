@@ -34,7 +34,7 @@ import psycopg
 from sqlalchemy.dialects import postgresql
 
 from carelog.audit.filters import AuditFilters, Cursor
-from carelog.audit.query import get_audit_logs, select_events
+from carelog.audit.query import get_audit_logs, page_limit, select_events
 from carelog.bench import BenchDatabase, bench_database, percentile
 from carelog.db.session import Scopes
 
@@ -181,7 +181,7 @@ def filters_to_measure(
 
 def _compiled(org: uuid.UUID, filters: AuditFilters, cursor: Cursor | None) -> tuple[str, Any]:
     """The statement ``get_audit_logs`` issues, compiled as SQLAlchemy sends it to psycopg."""
-    stmt = select_events(org, filters, cursor).limit(filters.limit + 1)
+    stmt = select_events(org, filters, cursor).limit(page_limit(filters.limit + 1))
     compiled = stmt.compile(dialect=_DIALECT)
     return str(compiled), compiled.params
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from carelog.audit.filters import AuditFilters, Cursor
-from carelog.audit.query import select_events
+from carelog.audit.query import page_limit, select_events
 from carelog.db.schema import AuditLog
 from carelog.db.unit import Row, Unit
 
@@ -49,13 +49,13 @@ async def events_newer_than(
         .where(_T.created_at >= before.created_at, position)
         .order_by(None)
         .order_by(_T.created_at.asc(), _T.id.asc())
-        .limit(filters.limit + 1)
+        .limit(page_limit(filters.limit + 1))
     )
     return list((await session.execute(stmt)).all())
 
 
 async def event_row(session: Unit, org_id: uuid.UUID, event_id: uuid.UUID) -> Row | None:
     """One event of the organization, with the columns of every other event read."""
-    stmt = select_events(org_id, AuditFilters()).where(_T.id == event_id).limit(1)
+    stmt = select_events(org_id, AuditFilters()).where(_T.id == event_id).limit(page_limit(1))
     row: Row | None = (await session.execute(stmt)).first()
     return row
