@@ -87,3 +87,45 @@ async def test_system_actor_must_be_named(scopes: Scopes) -> None:
     with pytest.raises(CarelogError, match="system:<name>"):
         async with scopes.system_scope("stripe", uuid.uuid4()):
             pass
+
+
+async def test_more_units_than_connections_wait_instead_of_opening_new_ones(
+    fresh_db: Database,
+) -> None:
+    """Twelve concurrent units on a pool of three share its three server processes: a unit
+    finding every connection in use waits for one (an overflow connection opened for one unit
+    and closed at its end is a new server process with cold caches)."""
+    import asyncio
+    import dataclasses
+
+    small = dataclasses.replace(
+        fresh_db,
+        settings=fresh_db.settings.with_changes(db_pool_size=3),
+        _async_engines={},
+        _sync_engines={},
+    )
+    scopes = Scopes(small)
+    world = build_world(fresh_db.sync_engine("admin"))
+    a = world.a
+
+    async def one() -> int:
+        async with scopes.org_scope(a.owner, a.org_id) as unit:
+            pid = int(await unit.scalar(sa.text("select pg_backend_pid()")))
+            await asyncio.sleep(0.02)  # held long enough for the others to queue
+            return pid
+
+    try:
+        pids = await asyncio.gather(*(one() for _ in range(12)))
+        again = await asyncio.gather(*(one() for _ in range(12)))
+    finally:
+        await small.dispose()
+    assert len(set(pids) | set(again)) == 3, (pids, again)
+
+
+def test_the_pool_size_is_checked() -> None:
+    from carelog.core.errors import ConfigurationError
+    from carelog.core.settings import Settings
+
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({"CARELOG_DB_POOL_SIZE": "0"})
+    assert caught.value.field == "CARELOG_DB_POOL_SIZE" and "1-200" in str(caught.value)

@@ -138,6 +138,15 @@ class Settings(BaseSettings, IntegrationSettings):
     port: int = setting(
         "CARELOG_PORT", 8000, "`8000`", "Port `carelog up` listens on.", hint="use 1-65535"
     )
+    db_pool_size: int = setting(
+        "CARELOG_DB_POOL_SIZE",
+        10,
+        "`10`",
+        "Connections each service process keeps open per runtime role; a request finding all "
+        "in use waits for one (503 after 30 s) instead of opening a connection it would close "
+        "again.",
+        hint="use 1-200; keep processes x roles x size under the server's max_connections",
+    )
     trusted_proxies: str = setting(
         "CARELOG_TRUSTED_PROXIES",
         "",
@@ -264,6 +273,13 @@ class Settings(BaseSettings, IntegrationSettings):
     def _check_port(cls, value: int) -> int:
         if not 0 < value < 65536:
             raise ValueError(f"invalid port {value!r}")
+        return value
+
+    @field_validator("db_pool_size")
+    @classmethod
+    def _check_pool_size(cls, value: int) -> int:
+        if not 1 <= value <= 200:
+            raise ValueError(f"invalid pool size {value!r}")
         return value
 
     @field_validator("audit_seal_interval")

@@ -117,8 +117,17 @@ class Database:
             # that died meanwhile fails its statement instead (the unit rolls back, fail
             # closed) and SQLAlchemy then invalidates the whole pool, so after a database
             # restart only the requests already holding a dead connection see an error.
+            # No overflow: under more concurrent units than the pool holds, every overflow
+            # connection was opened for one unit and closed at its end (a new server process,
+            # its catalog caches cold: the first plan of an audit page took 7 ms against 1 ms
+            # warm). Under `carelog bench http`'s load half of the app role's connections were
+            # new from one 5 s sample to the next; without overflow the owner's audit page went
+            # from 0.19x to 0.24x of the baseline, the PHI read from 0.25x to 0.29x.
             self._async_engines[kind] = create_async_engine(
-                self.url_for(kind), pool_pre_ping=False, pool_size=10, max_overflow=10
+                self.url_for(kind),
+                pool_pre_ping=False,
+                pool_size=self.settings.db_pool_size,
+                max_overflow=0,
             )
         return self._async_engines[kind]
 
