@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from api_harness import Api, running_api
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from psycopg import pq
 
 from carelog.db.engine import Database
 from carelog.db.unit import observing_statements
@@ -48,6 +50,71 @@ async def test_context_and_membership_are_one_statement(api: Api) -> None:
     assert seen and "app.enter_org" in seen[0], seen
     assert not any("set_config" in s for s in seen), seen  # no separate context statement
     assert sum("user_org_memberships" in s for s in seen) == 0, seen
+
+
+@contextmanager
+def on_the_wire(api: Api, tmp_path: Path) -> Iterator[list[list[str]]]:
+    """What the app role's connections send, as libpq traces it (``PQtrace``): one list of
+    frontend messages per unit of work, from the pool's check-out to its check-in."""
+    pool = api.db.async_engine("app").sync_engine.pool
+    units: list[list[str]] = []
+    files: dict[int, Any] = {}
+
+    def checkout(dbapi: Any, record: Any, proxy: Any) -> None:
+        handle = (tmp_path / f"trace-{len(files)}.txt").open("w")
+        files[id(dbapi)] = handle
+        pgconn = dbapi.driver_connection.pgconn
+        pgconn.trace(handle.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+
+    def checkin(dbapi: Any, record: Any) -> None:
+        handle = files.pop(id(dbapi), None)
+        if handle is None:
+            return
+        dbapi.driver_connection.pgconn.untrace()
+        handle.close()
+        lines = Path(handle.name).read_text().splitlines()
+        units.append(
+            [
+                line.split("\t", 3)[2:][0] + " " + "".join(line.split("\t", 3)[3:])
+                for line in lines
+                if line.startswith("F\t")
+            ]
+        )
+
+    sa.event.listen(pool, "checkout", checkout)
+    sa.event.listen(pool, "checkin", checkin)
+    try:
+        yield units
+    finally:
+        sa.event.remove(pool, "checkout", checkout)
+        sa.event.remove(pool, "checkin", checkin)
+
+
+def round_trips(messages: list[str]) -> int:
+    """Each simple ``Query``, and each extended-protocol exchange (ended by ``Sync``), is one
+    wait for the server."""
+    return sum(m.startswith(("Query", "Sync")) for m in messages)
+
+
+async def test_begin_travels_with_the_context_on_the_wire(api: Api, tmp_path: Path) -> None:
+    """The PHI read is five round trips on the app role's connection, counted from libpq's
+    own protocol trace: BEGIN with the context and membership (one simple query), the
+    meeting's parties, its records, the view's audit event, COMMIT. No BEGIN of its own."""
+    a = api.world.a
+    url = f"/api/appointments/{a.ids['meeting']}/records"
+    headers = api.auth(a.expert, a.org_id)
+    assert (await api.client.post(url, json={"content": "n"}, headers=headers)).status_code == 201
+    with on_the_wire(api, tmp_path) as units:
+        r = await api.client.get(url, headers=headers)
+    assert r.status_code == 200, r.text
+    assert len(units) == 1, units
+    messages = units[0]
+    assert messages[0].startswith("Query") and "BEGIN; " in messages[0], messages
+    assert "app.enter_org" in messages[0], messages
+    assert not any(m.startswith("Query") and m.rstrip().endswith('"BEGIN"') for m in messages)
+    assert messages[-1].startswith("Query") and "COMMIT" in messages[-1], messages
+    assert round_trips(messages) == 5, messages
 
 
 async def test_a_suspended_member_is_still_refused(api: Api) -> None:

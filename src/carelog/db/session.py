@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 import anyio
 import psycopg
 import sqlalchemy as sa
+from psycopg.pq import TransactionStatus
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
@@ -27,6 +28,7 @@ from carelog.db.engine import Database, RuntimeKind
 from carelog.db.unit import Unit, translated
 
 SYSTEM_ACTOR_PREFIX = "system:"
+IDLE = TransactionStatus.IDLE
 _ambient: ContextVar[Unit | None] = ContextVar("carelog_unit_of_work", default=None)
 # The unit whose caller shows nothing it read until the unit has committed, and who it is for.
 _promise: ContextVar[tuple[Unit, str, uuid.UUID] | None] = ContextVar(
@@ -75,23 +77,35 @@ def _check_system_actor(actor_id: str) -> str:
 async def _transaction(engine: AsyncEngine) -> AsyncIterator[Unit]:
     """A pooled connection's transaction: committed when the block exits cleanly, rolled back
     on any exception; a connection found broken is dropped and the pool renewed (the other
-    pooled connections reached the same server), as SQLAlchemy does on a disconnect."""
+    pooled connections reached the same server), as SQLAlchemy does on a disconnect.
+
+    The block's first statement opens the transaction (:meth:`Unit.begin`: ``BEGIN`` travels
+    with it), so the connection is in autocommit mode for the unit's life, and back out of it
+    before the pool has it again (SQLAlchemy's own users of the pool expect psycopg's
+    default)."""
     proxied = await engine.raw_connection()
     driver = proxied.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
+    await driver.set_autocommit(True)
     try:
         try:
-            async with driver.transaction():
-                yield Unit(driver)
-        except psycopg.Error as exc:  # BEGIN, COMMIT or ROLLBACK itself
+            yield Unit(driver)
+            await driver.commit()  # nothing to send if the block never began its transaction
+        except psycopg.Error as exc:  # COMMIT itself, or the driver used directly (COPY)
             raise translated(exc, "COMMIT", None, driver.broken) from exc
     finally:
-        # Shielded: a request cancelled mid-unit (the client hung up) must still hand its
-        # connection back, and the pool's reset rolls back whatever the cancel interrupted.
+        # Shielded: a request cancelled mid-unit (the client hung up) must still roll back and
+        # hand its connection back.
         with anyio.CancelScope(shield=True):
+            if not (driver.broken or driver.closed) and driver.info.transaction_status != IDLE:
+                with suppress(psycopg.Error):
+                    await driver.rollback()
             if driver.broken or driver.closed:
                 await greenlet_spawn(proxied.invalidate)
                 await engine.dispose(close=False)
+            else:
+                with suppress(psycopg.Error):
+                    await driver.set_autocommit(False)
             await greenlet_spawn(proxied.close)
 
 
@@ -121,7 +135,7 @@ class Scopes:
         or fall together, as they must (see :func:`commits_before_disclosure`)."""
         user, org = _check_user_id(user_id), parse_org_id(org_id)
         async with _transaction(self.database.async_engine("app")) as unit:
-            row = (await unit.execute(_ENTER_ORG, {"user_id": user, "org_id": str(org)})).first()
+            row = (await unit.begin(_ENTER_ORG, {"user_id": user, "org_id": str(org)})).first()
             membership = None if row is None else Membership(row.role, row.status)
             token = _ambient.set(unit)
             promise = _promise.set((unit, user, org) if commits_before_disclosure else None)
@@ -160,7 +174,7 @@ class Scopes:
     @asynccontextmanager
     async def _unit(self, kind: RuntimeKind, user_id: str, org_id: str) -> AsyncIterator[Unit]:
         async with _transaction(self.database.async_engine(kind)) as unit:
-            await unit.execute(_SET_CONTEXT, {"user_id": user_id, "org_id": org_id})
+            await unit.begin(_SET_CONTEXT, {"user_id": user_id, "org_id": org_id})
             token = _ambient.set(unit)
             try:
                 yield unit

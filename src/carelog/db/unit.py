@@ -58,6 +58,7 @@ DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 Row = Any
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 _CACHE_SIZE = 500
+_BEGIN = "BEGIN; "
 _observers: list[Callable[[str], object]] = []
 _cursor_names = itertools.count()
 
@@ -237,6 +238,31 @@ class Unit:
                 await cursor.executemany(sql, cast(list[Mapping[str, Any]], args))
             else:
                 await cursor.execute(sql, args)
+            rows = await cursor.fetchall() if cursor.description is not None else []
+            count = cursor.rowcount
+        except psycopg.Error as exc:
+            raise translated(exc, sql, args, self.driver.broken) from exc
+        finally:
+            await cursor.close()
+        return Rows(rows, count)
+
+    async def begin(self, statement: sa.TextClause, params: Mapping[str, Any]) -> Rows:
+        """Open the unit's transaction with its first statement, in one round trip.
+
+        ``BEGIN`` and the statement (the context, or the context and the membership) travel as
+        one simple query, its values bound by psycopg's client-side cursor (quoted for the
+        connection's encoding): a unit of work was a ``BEGIN`` round trip and then its first
+        statement's, each a psycopg execute with its Python around it. The connection must be
+        in autocommit mode (the scope sets it) or psycopg would send a ``BEGIN`` of its own
+        first. Should the statement fail, the transaction it opened is aborted and the scope
+        rolls it back."""
+        sql, args = compile_statement(statement, params)
+        for observe in _observers:
+            observe(sql)
+        cursor = psycopg.AsyncClientCursor(self.driver, row_factory=named_rows)
+        try:
+            await cursor.execute(_BEGIN + sql, args)
+            cursor.nextset()  # past BEGIN's own (empty) result, to the statement's rows
             rows = await cursor.fetchall() if cursor.description is not None else []
             count = cursor.rowcount
         except psycopg.Error as exc:
