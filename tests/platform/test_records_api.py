@@ -286,6 +286,43 @@ async def test_another_member_of_the_org_is_refused_and_audited(api: Api) -> Non
     assert_no_plaintext(api)
 
 
+async def test_an_admin_who_sees_the_meeting_cannot_write_into_it(api: Api) -> None:
+    """The owner sees the meeting (admin) but is not its expert: the statement that reads the
+    parties inserts nothing for them, and the refusal is recorded as such."""
+    a = api.world.a
+    await create(api)
+    before = api.rows("select count(*) as n from records")[0]["n"]
+    r = await api.client.post(
+        url(a.ids["meeting"]), json={"content": "owner's note"}, headers=api.auth(a.owner, a.org_id)
+    )
+    assert r.status_code == 404, r.text
+    assert api.rows("select count(*) as n from records")[0]["n"] == before
+    event = api.audit("outcome = 'denied' and action <> 'UNAUTHORIZED_ACCESS_ATTEMPT'")[-1]
+    assert event["action"] == "MEDICAL_RECORD_CREATED"
+    assert event["metadata"]["reason"] == "not_the_expert"
+    assert event["data_subject_id"] == a.patient
+
+
+async def test_the_read_statement_returns_no_ciphertext_to_a_non_party(api: Api) -> None:
+    """The parties and the records are one statement; the records are joined only for a party.
+    Run as the system role, which sees every record of the organization, so that the party
+    condition (not RLS) is what is tested: the owner gets the parties row and no record, the
+    expert gets the records."""
+    from carelog.platform.records import queries
+
+    a = api.world.a
+    await create(api)
+    meeting = a.ids["meeting"]
+    async with api.runtime.scopes.system_scope("system:test", a.org_id) as unit:
+        owner_rows = await queries.meeting_with_records(unit, meeting, a.owner, a.org_id)
+        expert_rows = await queries.meeting_with_records(unit, meeting, a.expert, a.org_id)
+        wrong_org = await queries.meeting_with_records(unit, meeting, a.expert, a.patient_org_id)
+    assert len(owner_rows) == 1 and owner_rows[0].record_id is None
+    assert owner_rows[0].vault_encrypted_content is None
+    assert len(wrong_org) == 1 and wrong_org[0].record_id is None  # the expert, elsewhere
+    assert expert_rows and all(r.vault_encrypted_content for r in expert_rows)
+
+
 async def test_another_orgs_token_is_refused_and_audited(api: Api) -> None:
     a, b = api.world.a, api.world.b
     await create(api)

@@ -25,18 +25,41 @@ MEETING_PARTIES = sa.text(
 MEETING_SUBJECT = sa.text(
     "select coalesce(data_subject_id, guest_workos_user_id) from meetings where id = :meeting_id"
 )
-INSERT_RECORD = sa.text(
-    "insert into records (id, org_id, meeting_id, expert_id, guest_email,"
-    " vault_encrypted_content, vault_encrypted_metadata, encryption_method, key_id, version)"
-    " values (:id, :org_id, :meeting_id, :expert_id, null, :content, :metadata,"
-    " :encryption_method, :key_id, 1)"
-    " returning created_at"
+#: Whether the caller is a party of the meeting: its expert in the meeting's organization, or
+#: its patient in the patient's (the service decides the same from the parties it reads).
+_IS_PARTY = (
+    "((m.workos_user_id = :user_id and m.org_id = :org_id)"
+    " or (m.guest_workos_user_id = :user_id and m.guest_org_id = :org_id))"
 )
-MEETING_RECORDS = sa.text(
-    "select id, expert_id, key_id, vault_encrypted_content, vault_encrypted_metadata, version,"
-    " created_at, last_modified_at from records"
-    " where org_id = :org_id and meeting_id = :meeting_id"
-    " order by created_at desc, id desc"
+_PARTY_COLUMNS = (
+    "{m}id, {m}org_id, {m}workos_user_id, {m}guest_workos_user_id, {m}guest_org_id,"
+    " coalesce({m}data_subject_id, {m}guest_workos_user_id) as subject_id"
+)
+_PARTIES = _PARTY_COLUMNS.format(m="m.")
+#: The meeting's parties and, only for a caller who is one of them, its sealed records, newest
+#: first, in one round trip: the records are joined under the party condition, so a caller who
+#: is not a party gets the parties row alone (the refusal is still recorded with its subject)
+#: and no ciphertext. RLS applies to both tables on top.
+MEETING_WITH_RECORDS = sa.text(
+    f"select {_PARTIES}, r.id as record_id, r.expert_id, r.key_id, r.vault_encrypted_content,"
+    " r.vault_encrypted_metadata, r.version, r.created_at, r.last_modified_at"
+    " from meetings m left join records r"
+    f" on r.org_id = m.org_id and r.meeting_id = m.id and {_IS_PARTY}"
+    " where m.id = :meeting_id"
+    " order by r.created_at desc, r.id desc"
+)
+#: A new record inserted only when the caller is the meeting's expert in its organization,
+#: with the parties read by the same statement: ``created_at`` is null when nothing was
+#: inserted (the caller is not the expert), and no row comes back for a meeting the caller
+#: cannot see.
+INSERT_RECORD_AS_EXPERT = sa.text(
+    f"with m as (select {_PARTY_COLUMNS.format(m='')} from meetings where id = :meeting_id),"
+    " inserted as (insert into records (id, org_id, meeting_id, expert_id, guest_email,"
+    " vault_encrypted_content, vault_encrypted_metadata, encryption_method, key_id, version)"
+    " select :id, m.org_id, m.id, :user_id, null, :content, :metadata, :encryption_method,"
+    " :key_id, 1 from m where m.workos_user_id = :user_id and m.org_id = :org_id"
+    " returning created_at)"
+    " select m.*, (select created_at from inserted) as created_at from m"
 )
 #: The row lock serialises concurrent edits: the second waits, then sees the new version.
 LOCK_OWN_RECORD = sa.text(
@@ -75,43 +98,44 @@ async def meeting_parties(session: Unit, meeting_id: uuid.UUID) -> tuple[Any, ..
     return None if row is None else tuple(row)
 
 
-async def meeting_subject(session: Unit, meeting_id: uuid.UUID) -> str | None:
-    subject: str | None = await session.scalar(MEETING_SUBJECT, {"meeting_id": meeting_id})
-    return subject
+async def meeting_with_records(
+    session: Unit, meeting_id: uuid.UUID, user_id: str, org_id: uuid.UUID
+) -> list[Row]:
+    """The parties in every row's first six columns, then one record per row (a party's)."""
+    params = {"meeting_id": meeting_id, "user_id": user_id, "org_id": org_id}
+    return list((await session.execute(MEETING_WITH_RECORDS, params)).all())
 
 
-async def insert_record(
+async def insert_record_as_expert(
     session: Unit,
     *,
     record_id: uuid.UUID,
-    org_id: uuid.UUID,
     meeting_id: uuid.UUID,
-    expert_id: str,
+    user_id: str,
+    org_id: uuid.UUID,
     content: str,
     metadata: str | None,
     encryption_method: str,
     key_id: str,
-) -> Any:
-    """Insert version 1 of a sealed record; returns its ``created_at``."""
-    return await session.scalar(
-        INSERT_RECORD,
-        {
-            "id": record_id,
-            "org_id": org_id,
-            "meeting_id": meeting_id,
-            "expert_id": expert_id,
-            "content": content,
-            "metadata": metadata,
-            "encryption_method": encryption_method,
-            "key_id": key_id,
-        },
-    )
+) -> Row | None:
+    """Version 1 of a sealed record, inserted if the caller is the meeting's expert; the
+    parties and ``created_at`` (null when not inserted), or None for an invisible meeting."""
+    params = {
+        "id": record_id,
+        "meeting_id": meeting_id,
+        "user_id": user_id,
+        "org_id": org_id,
+        "content": content,
+        "metadata": metadata,
+        "encryption_method": encryption_method,
+        "key_id": key_id,
+    }
+    return (await session.execute(INSERT_RECORD_AS_EXPERT, params)).one_or_none()
 
 
-async def meeting_records(session: Unit, org_id: uuid.UUID, meeting_id: uuid.UUID) -> list[Row]:
-    """The meeting's sealed records, newest first."""
-    params = {"org_id": org_id, "meeting_id": meeting_id}
-    return list((await session.execute(MEETING_RECORDS, params)).all())
+async def meeting_subject(session: Unit, meeting_id: uuid.UUID) -> str | None:
+    subject: str | None = await session.scalar(MEETING_SUBJECT, {"meeting_id": meeting_id})
+    return subject
 
 
 async def lock_own_record(

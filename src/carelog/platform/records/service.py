@@ -153,24 +153,32 @@ def _decrypt(keyring: RecordKeyring, key_id: str, blob: str, row_id: uuid.UUID, 
 async def create_record(
     unit: RequestUnit, keyring: RecordKeyring, meeting_id: uuid.UUID, body: RecordCreate
 ) -> RecordCreated:
-    p = await _as_expert(unit, meeting_id, CREATED)
+    # Sealed before the expert check: the caller's own text, bound to this meeting in the
+    # caller's organization, which is where it lands if the one statement below inserts it.
+    me = unit.identity
     record_id = uuid.uuid4()
-    ids = {"record_id": record_id, "meeting_id": p.meeting_id, "org_id": p.org_id}
+    ids = {"record_id": record_id, "meeting_id": meeting_id, "org_id": me.org_id}
     content = keyring.encrypt(body.content, **ids)
     metadata = (
         None if body.metadata is None else keyring.encrypt(_dump_metadata(body.metadata), **ids)
     )
-    created_at = await queries.insert_record(
+    row = await queries.insert_record_as_expert(
         unit.session,
         record_id=record_id,
-        org_id=p.org_id,
-        meeting_id=p.meeting_id,
-        expert_id=unit.identity.user_id,
+        meeting_id=meeting_id,
+        user_id=me.user_id,
+        org_id=me.org_id,
         content=content.blob,
         metadata=None if metadata is None else metadata.blob,
         encryption_method=content.encryption_method,
         key_id=content.key_id,
     )
+    if row is None:
+        raise await _deny(unit, CREATED, meeting_id, "not_visible", parties=None)
+    p = Parties(*row[:6])
+    created_at = row.created_at
+    if created_at is None or not _is_expert(unit, p):
+        raise await _deny(unit, CREATED, meeting_id, "not_the_expert", parties=p)
     await log_audit_event(
         CREATED,
         RESOURCE_TYPE,
@@ -197,27 +205,31 @@ async def create_record(
 async def list_records(
     unit: RequestUnit, keyring: RecordKeyring, meeting_id: uuid.UUID
 ) -> RecordList:
-    p = await _parties(unit, meeting_id)
-    if p is None:
+    me = unit.identity
+    rows = await queries.meeting_with_records(unit.session, meeting_id, me.user_id, me.org_id)
+    if not rows:
         raise await _deny(unit, VIEWED, meeting_id, "not_visible", parties=None)
+    p = Parties(*rows[0][:6])
     as_expert = _is_expert(unit, p)
     if not as_expert and not _is_patient(unit, p):
         raise await _deny(unit, VIEWED, meeting_id, "not_a_participant", parties=p)
-    rows = await queries.meeting_records(unit.session, p.org_id, p.meeting_id)
     records = [
         RecordOut(
-            id=r.id,
+            id=r.record_id,
             meeting_id=p.meeting_id,
             expert_id=r.expert_id,
-            content=_decrypt(keyring, r.key_id, r.vault_encrypted_content, r.id, p),
+            content=_decrypt(keyring, r.key_id, r.vault_encrypted_content, r.record_id, p),
             metadata=None
             if r.vault_encrypted_metadata is None
-            else json.loads(_decrypt(keyring, r.key_id, r.vault_encrypted_metadata, r.id, p)),
+            else json.loads(
+                _decrypt(keyring, r.key_id, r.vault_encrypted_metadata, r.record_id, p)
+            ),
             version=r.version,
             created_at=r.created_at,
             last_modified_at=r.last_modified_at,
         )
         for r in rows
+        if r.record_id is not None
     ]
     ids = [str(r.id) for r in records]
     # Fail-closed: raises AuditUnavailableError (503) before any plaintext is returned.
