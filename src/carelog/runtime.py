@@ -36,7 +36,7 @@ from carelog.db.conninfo import libpq_conninfo
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
 from carelog.platform.audit_catalog import build_catalog
-from carelog.platform.auth.tokens import TokenVerifier, verifier_from_settings
+from carelog.platform.auth.tokens import TokenMemo, TokenVerifier, verifier_from_settings
 from carelog.platform.records.crypto import RecordKeyring
 from carelog.platform.services import Services
 from carelog.platform.subjects.identity import (
@@ -103,6 +103,10 @@ class Runtime:
     @cached_property
     def token_verifier(self) -> TokenVerifier:
         return verifier_from_settings(self.settings)
+
+    @cached_property
+    def token_memo(self) -> TokenMemo:
+        return TokenMemo()
 
     @cached_property
     def record_keyring(self) -> RecordKeyring:

@@ -19,7 +19,7 @@ from carelog.audit.catalog import AuditCatalog
 from carelog.core.settings import Settings
 from carelog.db.engine import Database
 from carelog.db.session import Scopes
-from carelog.platform.auth.tokens import TokenVerifier
+from carelog.platform.auth.tokens import TokenMemo, TokenVerifier
 from carelog.platform.records.crypto import RecordKeyring
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ class Services(Protocol):
     def audit(self) -> AuditService: ...
     @property
     def token_verifier(self) -> TokenVerifier: ...
+    @property
+    def token_memo(self) -> TokenMemo: ...
     @property
     def record_keyring(self) -> RecordKeyring: ...
     @property

@@ -133,10 +133,14 @@ async def verified_claims(request: Request) -> TokenClaims:
             "authentication required",
             hint="send Authorization: Bearer <access token> (dev: `carelog dev token`)",
         )
-    try:
-        claims = await verifier.averify(token)
-    except TokenError as exc:
-        raise _unauthorized(exc.message, exc.hint) from None
+    memo = services(request).token_memo
+    claims = memo.claims(token)
+    if claims is None:
+        try:
+            claims = await verifier.averify(token)
+        except TokenError as exc:
+            raise _unauthorized(exc.message, exc.hint) from None
+        memo.remember(token, claims)
     request.state.claims = claims  # a later refusal is recorded in the org the token names
     return claims
 

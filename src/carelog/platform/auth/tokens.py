@@ -20,9 +20,10 @@ Tests point :class:`WorkOSTokenVerifier` at a loopback JWKS server (or hand it a
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -114,6 +115,40 @@ def _decode_error(exc: jwt.PyJWTError) -> TokenError:
     if isinstance(exc, jwt.InvalidSignatureError):
         return TokenError("the token signature is invalid")
     return TokenError("the token is malformed or not signed by a trusted key")
+
+
+class TokenMemo:
+    """Tokens this process verified lately, by digest: their claims again without the decode.
+
+    Every request verified its bearer token again (PyJWT's decode, signature and claim
+    checks: about 4% of an audited read's CPU), though a client sends the same token for its
+    whole session. An entry lives until the token expires or for ``ttl`` seconds, whichever
+    comes first, so a key withdrawn from the WorkOS JWKS stops being honoured within ``ttl``;
+    only tokens that verified are kept, under their SHA-256 (a token differing in one byte is
+    another key), sign-outs are checked before the memo is, and entries are bounded (the
+    oldest goes first)."""
+
+    def __init__(
+        self, ttl: float = 60.0, size: int = 10_000, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._ttl, self._size, self._clock = ttl, size, clock
+        self._entries: dict[bytes, tuple[TokenClaims, float]] = {}
+
+    def claims(self, token: str) -> TokenClaims | None:
+        key = hashlib.sha256(token.encode()).digest()
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if self._clock() >= entry[1]:
+            del self._entries[key]
+            return None
+        return entry[0]
+
+    def remember(self, token: str, claims: TokenClaims) -> None:
+        if len(self._entries) >= self._size:
+            del self._entries[next(iter(self._entries))]  # insertion order: the oldest
+        until = min(claims.expires_at.timestamp(), self._clock() + self._ttl)
+        self._entries[hashlib.sha256(token.encode()).digest()] = (claims, until)
 
 
 # --------------------------------------------------------------------------- development
