@@ -165,3 +165,52 @@ async def test_a_unit_cancelled_mid_statement_hands_its_connection_back_clean(
 
     seen = await asyncio.wait_for(asyncio.gather(*(context_seen() for _ in range(25))), 30)
     assert set(seen) == {(b.owner, str(b.org_id))}
+
+
+async def test_deferred_statements_keep_the_units_guarantees(fresh_db: Database) -> None:
+    """A deferred statement (an in-transaction audit event) runs before the unit's next
+    statement or with its COMMIT, and commits or rolls back with the unit: with an exception,
+    inside a savepoint that is rolled back, and when it fails itself (then nothing of the unit
+    commits). One pooled connection, so the scratch table lives across the units."""
+    import dataclasses
+
+    small = dataclasses.replace(
+        fresh_db,
+        settings=fresh_db.settings.with_changes(db_pool_size=1),
+        _async_engines={},
+        _sync_engines={},
+    )
+    scopes = Scopes(small)
+    a = build_world(fresh_db.sync_engine("admin")).a
+    insert = sa.text("insert into unit_deferred values (:n)")
+    everything = sa.text("select coalesce(array_agg(n order by n), '{}') from unit_deferred")
+    try:
+        async with scopes.org_scope(a.owner, a.org_id) as unit:
+            await unit.execute(sa.text("create temp table unit_deferred (n int primary key)"))
+        async with scopes.org_scope(a.owner, a.org_id) as unit:
+            unit.defer(insert, {"n": 1})
+            assert await unit.scalar(everything) == [1]  # run before the next statement
+            unit.defer(insert, {"n": 2})
+            with pytest.raises(RuntimeError, match="deferred"):
+                _ = unit.driver  # the driver would overtake it
+        async with scopes.org_scope(a.owner, a.org_id) as unit:
+            assert await unit.scalar(everything) == [1, 2]  # 2 went with the COMMIT
+
+        with pytest.raises(ZeroDivisionError):
+            async with scopes.org_scope(a.owner, a.org_id) as unit:
+                unit.defer(insert, {"n": 3})
+                _ = 1 / 0
+        async with scopes.org_scope(a.owner, a.org_id) as unit:
+            with pytest.raises(ZeroDivisionError):
+                async with unit.begin_nested():
+                    unit.defer(insert, {"n": 4})
+                    _ = 1 / 0
+            unit.defer(insert, {"n": 5})
+        with pytest.raises(sa.exc.IntegrityError):
+            async with scopes.org_scope(a.owner, a.org_id) as unit:
+                await unit.execute(insert, {"n": 6})
+                unit.defer(insert, {"n": 1})  # a duplicate: the COMMIT after it never runs
+        async with scopes.org_scope(a.owner, a.org_id) as unit:
+            assert await unit.scalar(everything) == [1, 2, 5]
+    finally:
+        await small.dispose()

@@ -176,7 +176,9 @@ async def log_audit_event(
     )
     unit = current_unit()
     if unit is not None and outcome == "success" and not foreign and _joins_unit(spec, context):
-        await unit.execute(_INSERT_IN_UNIT, {"doc": document_of([wire_of(event)])})
+        # Inserted before the unit's next statement or with its COMMIT (no round trip of its
+        # own); it commits or rolls back with the unit all the same.
+        unit.defer(_INSERT_IN_UNIT, {"doc": document_of([wire_of(event)])})
         return event
     await service.writer.submit(event, fail_closed=spec.fail_closed)
     return event

@@ -87,12 +87,16 @@ async def _transaction(engine: AsyncEngine) -> AsyncIterator[Unit]:
     driver = proxied.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
     await driver.set_autocommit(True)
+    unit = Unit(driver)
     try:
         try:
-            yield Unit(driver)
-            await driver.commit()  # nothing to send if the block never began its transaction
+            yield unit
+            await unit.commit()  # with what the block deferred (an in-transaction audit event)
         except psycopg.Error as exc:  # COMMIT itself, or the driver used directly (COPY)
             raise translated(exc, "COMMIT", None, driver.broken) from exc
+        except BaseException:
+            unit.discard_deferred()
+            raise
     finally:
         # Shielded: a request cancelled mid-unit (the client hung up) must still roll back and
         # hand its connection back.

@@ -215,10 +215,59 @@ class Unit:
     ``driver`` is the psycopg connection, for what only the driver does (``COPY``, server-side
     cursors); statements through :meth:`execute` and the driver's share the transaction."""
 
-    __slots__ = ("driver",)
+    __slots__ = ("_deferred", "_driver")
 
     def __init__(self, driver: psycopg.AsyncConnection[Any]) -> None:
-        self.driver = driver
+        self._driver = driver
+        self._deferred: list[tuple[str, Any]] = []
+
+    @property
+    def driver(self) -> psycopg.AsyncConnection[Any]:
+        """The psycopg connection, for what only the driver does (``COPY``, server-side
+        cursors). Not while a deferred statement waits: it would run after what the caller
+        sends here although it was asked for first (:meth:`flush` it)."""
+        if self._deferred:
+            raise RuntimeError("a deferred statement is pending: await unit.flush() first")
+        return self._driver
+
+    def defer(self, statement: sa.Executable, params: Mapping[str, Any]) -> None:
+        """Run ``statement`` before the unit's next statement, or with its ``COMMIT``.
+
+        For a row that must commit or roll back with the unit but that nothing reads back at
+        once (an audit event stored in the caller's transaction): sent with the ``COMMIT``, as
+        one simple query, it costs no round trip of its own, and it still stands or falls with
+        the transaction (should it fail, the ``COMMIT`` after it never runs). Any later
+        statement of the unit (:meth:`execute`, :meth:`begin_nested`, :meth:`stream`) runs it
+        first, so the unit reads its own rows as before."""
+        sql, args = compile_statement(statement, params)
+        for observe in _observers:
+            observe(sql)
+        self._deferred.append((sql, args))
+
+    async def flush(self) -> None:
+        """Run the deferred statements now, in the order they were deferred."""
+        while self._deferred:
+            sql, args = self._deferred.pop(0)
+            await self._run(sql, args, observed=True)
+
+    async def commit(self) -> None:
+        """``COMMIT``, with the deferred statements in front of it in one simple query (their
+        values bound by psycopg's client-side cursor); nothing to send if the unit never began
+        its transaction."""
+        if not self._deferred:
+            await self._driver.commit()
+            return
+        cursor = psycopg.AsyncClientCursor(self._driver)
+        try:
+            parts = [cursor.mogrify(sql, args) for sql, args in self._deferred]
+            self._deferred.clear()
+            await cursor.execute("; ".join([*parts, "COMMIT"]))
+        finally:
+            await cursor.close()
+
+    def discard_deferred(self) -> None:
+        """Forget what was deferred (the transaction it belonged to is rolled back)."""
+        self._deferred.clear()
 
     async def execute(self, statement: sa.Executable | str, params: Params = None) -> Rows:
         many = isinstance(params, Sequence) and not isinstance(params, Mapping)
@@ -230,21 +279,9 @@ class Unit:
             sql, args = compiled[0][0], [a for _, a in compiled]
         else:
             sql, args = compile_statement(statement, params)  # type: ignore[arg-type]
-        for observe in _observers:
-            observe(sql)
-        cursor = self.driver.cursor(row_factory=named_rows)
-        try:
-            if many:
-                await cursor.executemany(sql, cast(list[Mapping[str, Any]], args))
-            else:
-                await cursor.execute(sql, args)
-            rows = await cursor.fetchall() if cursor.description is not None else []
-            count = cursor.rowcount
-        except psycopg.Error as exc:
-            raise translated(exc, sql, args, self.driver.broken) from exc
-        finally:
-            await cursor.close()
-        return Rows(rows, count)
+        if self._deferred:
+            await self.flush()
+        return await self._run(sql, args, many=many)
 
     async def begin(self, statement: sa.TextClause, params: Mapping[str, Any]) -> Rows:
         """Open the unit's transaction with its first statement, in one round trip.
@@ -257,16 +294,37 @@ class Unit:
         first. Should the statement fail, the transaction it opened is aborted and the scope
         rolls it back."""
         sql, args = compile_statement(statement, params)
-        for observe in _observers:
-            observe(sql)
-        cursor = psycopg.AsyncClientCursor(self.driver, row_factory=named_rows)
+        return await self._run(sql, args, begin=True)
+
+    async def _run(
+        self,
+        sql: str,
+        args: Any,
+        *,
+        many: bool = False,
+        begin: bool = False,
+        observed: bool = False,
+    ) -> Rows:
+        if not observed:
+            for observe in _observers:
+                observe(sql)
+        cursor = (
+            psycopg.AsyncClientCursor(self._driver, row_factory=named_rows)
+            if begin
+            else self._driver.cursor(row_factory=named_rows)
+        )
         try:
-            await cursor.execute(_BEGIN + sql, args)
-            cursor.nextset()  # past BEGIN's own (empty) result, to the statement's rows
+            if many:
+                await cursor.executemany(sql, cast(list[Mapping[str, Any]], args))
+            elif begin:
+                await cursor.execute(_BEGIN + sql, args)
+                cursor.nextset()  # past BEGIN's own (empty) result, to the statement's rows
+            else:
+                await cursor.execute(sql, args)
             rows = await cursor.fetchall() if cursor.description is not None else []
             count = cursor.rowcount
         except psycopg.Error as exc:
-            raise translated(exc, sql, args, self.driver.broken) from exc
+            raise translated(exc, sql, args, self._driver.broken) from exc
         finally:
             await cursor.close()
         return Rows(rows, count)
@@ -279,24 +337,32 @@ class Unit:
 
     @asynccontextmanager
     async def begin_nested(self) -> AsyncIterator[None]:
-        """A savepoint: an error inside rolls back to it and propagates; the unit goes on."""
+        """A savepoint: an error inside rolls back to it and propagates; the unit goes on.
+        What the block defers runs inside the savepoint, or is forgotten with it."""
+        await self.flush()
         try:
-            async with self.driver.transaction():
-                yield
+            async with self._driver.transaction():
+                try:
+                    yield
+                    await self.flush()
+                except BaseException:
+                    self._deferred.clear()
+                    raise
         except psycopg.Error as exc:
-            raise translated(exc, "SAVEPOINT", None, self.driver.broken) from exc
+            raise translated(exc, "SAVEPOINT", None, self._driver.broken) from exc
 
     async def stream(self, statement: sa.Executable, batch_size: int) -> AsyncIterator[list[Any]]:
         """The rows a batch at a time through a server-side cursor (constant memory)."""
         sql, args = compile_statement(statement, None)
         name = f"carelog_stream_{next(_cursor_names)}"  # two streams may share a transaction
-        async with self.driver.cursor(name=name, row_factory=named_rows) as cursor:
+        await self.flush()
+        async with self._driver.cursor(name=name, row_factory=named_rows) as cursor:
             try:
                 await cursor.execute(sql, args)
                 while batch := await cursor.fetchmany(batch_size):
                     yield batch
             except psycopg.Error as exc:
-                raise translated(exc, sql, args, self.driver.broken) from exc
+                raise translated(exc, sql, args, self._driver.broken) from exc
 
 
 __all__ = ["DIALECT", "Row", "Rows", "Unit", "compile_statement", "exact_json_loads"]
