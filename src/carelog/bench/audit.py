@@ -47,7 +47,7 @@ from carelog.audit.events import AuditEvent, build_event
 from carelog.audit.setup import create_audit_service
 from carelog.audit.wire import COLUMNS, wire_of
 from carelog.audit.writer import LANES
-from carelog.bench import BenchDatabase, Member, bench_database, percentile
+from carelog.bench import BenchDatabase, Member, bench_database, percentile, run_async
 from carelog.bench.cpu import CpuUse, ServerCpu, measure_cpu
 from carelog.bench.mix import call_args
 from carelog.platform.audit_catalog import build_catalog
@@ -184,7 +184,7 @@ def run_reference(
 ) -> Result:
     """One transaction per event, context first, as the app role, from ``producers`` tasks."""
     with measure_cpu(server) as cpu:
-        seconds = asyncio.run(_reference(bench.conninfo("app"), rows, producers))
+        seconds = run_async(_reference(bench.conninfo("app"), rows, producers))
     connections = min(producers, REFERENCE_MAX_CONNECTIONS)
     return Result(
         f"(a) reference: 1 tx/event, {producers} producers",
@@ -402,5 +402,5 @@ def run_audit_bench(
         copy = run_copy(bench, copy_rows, server)
         del copy_rows
         service.writer.spool.close()
-        carelog, stats = asyncio.run(_carelog_runs(bench, events, single_events, server, echo))
+        carelog, stats = run_async(_carelog_runs(bench, events, single_events, server, echo))
     return AuditBenchReport(references, copy, carelog, stats)

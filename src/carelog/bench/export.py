@@ -34,7 +34,7 @@ import psycopg
 
 from carelog.audit.export import export_audit_logs
 from carelog.audit.filters import AuditFilters
-from carelog.bench import BenchDatabase, bench_database
+from carelog.bench import BenchDatabase, bench_database, run_async
 from carelog.runtime import Runtime
 
 #: carelog's JSONL and CSV exports against the raw COPY of the same rows (events/s ratio).
@@ -201,7 +201,7 @@ def run_export_bench(
             conn.execute("ANALYZE audit_logs")
         load_seconds = time.perf_counter() - start
         echo(f"loaded in {load_seconds:.1f} s; measuring")
-        baseline, runs = asyncio.run(_measure(bench, org, owner, events, rounds, echo))
+        baseline, runs = run_async(_measure(bench, org, owner, events, rounds, echo))
     # the export's own events (started, finished) are in the table too: one row more or less
     # than ``events`` per run does not move a rate measured over this many rows.
     return ExportBenchReport(events, load_seconds, rounds, baseline, runs)

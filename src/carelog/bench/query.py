@@ -21,7 +21,6 @@ The target is judged on the whole unit of work, not on the statement alone.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 import uuid
@@ -35,7 +34,7 @@ from sqlalchemy.dialects import postgresql
 
 from carelog.audit.filters import AuditFilters, Cursor
 from carelog.audit.query import get_audit_logs, page_limit, select_events
-from carelog.bench import BenchDatabase, bench_database, percentile
+from carelog.bench import BenchDatabase, bench_database, percentile, run_async
 from carelog.db.session import Scopes
 
 TARGET_P95_MS = 5.0
@@ -287,5 +286,5 @@ def run_query_bench(
             conn.execute("ANALYZE audit_logs")
         load_seconds = time.perf_counter() - start
         echo(f"loaded and analysed in {load_seconds:.1f} s; measuring")
-        results = asyncio.run(measure(bench, newest, events, iterations))
+        results = run_async(measure(bench, newest, events, iterations))
     return QueryBenchReport(events, noise, load_seconds, iterations, results)

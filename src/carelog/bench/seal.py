@@ -28,7 +28,7 @@ import psycopg
 
 from carelog.audit.integrity.checkpoint import SigningKeyring, generate_key
 from carelog.audit.integrity.sealer import Sealer
-from carelog.bench import BenchDatabase, bench_database
+from carelog.bench import BenchDatabase, bench_database, run_async
 from carelog.bench.audit import Result, run_log_audit_event, tune_embedded_server
 from carelog.bench.verify import load_varied
 from carelog.runtime import Runtime
@@ -126,4 +126,4 @@ def run_seal_bench(
     with bench_database(database_url) as bench:
         if database_url is None:
             echo(f"embedded server: {tune_embedded_server(bench)}")
-        return asyncio.run(_runs(bench, events, backlog, echo))
+        return run_async(_runs(bench, events, backlog, echo))

@@ -18,7 +18,6 @@ organization) so the policies run as on the request path.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from carelog.bench import BenchDatabase, bench_database
+from carelog.bench import BenchDatabase, bench_database, run_async
 from carelog.db.session import Scopes
 
 _SET_CONTEXT = "SELECT set_config('app.user_id', %s, true), set_config('app.org_id', %s, true)"
@@ -121,5 +120,5 @@ def run_unit_bench(
 ) -> UnitBenchReport:
     with bench_database(database_url, orgs=1, users_per_org=1) as bench:
         echo(f"running {units:,} units per layer, {rounds} round(s), one connection each")
-        runs = asyncio.run(_measure(bench, units, rounds))
+        runs = run_async(_measure(bench, units, rounds))
     return UnitBenchReport(units, runs)

@@ -18,7 +18,6 @@ The target is verify ≥ :data:`TARGET_RATIO` times the baseline.
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import time
 import uuid
@@ -35,7 +34,7 @@ from carelog.audit.integrity.rows import EVENT_FIELDS, SEALING_ORDER
 from carelog.audit.integrity.sealer import Sealer
 from carelog.audit.integrity.verify import VerifyReport, verify_org
 from carelog.audit.integrity.workers import plan_sql
-from carelog.bench import BenchDatabase, bench_database
+from carelog.bench import BenchDatabase, bench_database, run_async
 from carelog.bench.query import _ACTIONS
 from carelog.db.session import Scopes
 
@@ -248,13 +247,13 @@ def run_verify_bench(
         echo(f"loading {events:,} varied events into one organization")
         load_seconds = load_varied(bench, org, events)
         echo("sealing them (the real sealer, system role)")
-        seal_seconds = asyncio.run(_seal(bench, keyring))
+        seal_seconds = run_async(_seal(bench, keyring))
         results = []
         for r in range(rounds):
             current = Round()
             for n_workers in sorted({1, workers}):
                 echo(f"round {r + 1}: verify_org, then the baseline, on {n_workers} worker(s)")
-                report = asyncio.run(_verify(bench, org, keyring, n_workers))
+                report = run_async(_verify(bench, org, keyring, n_workers))
                 current.reports.append(report)
                 current.verify.append(
                     Pass("verify_org (full)", report.workers, report.events_checked, report.seconds)
