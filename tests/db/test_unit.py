@@ -42,6 +42,10 @@ async def test_rows_have_names_positions_and_repeated_columns(
             (await unit.execute(sa.text("select * from generate_series(1, 2)"))).one_or_none()
         mapped = (await unit.execute(sa.text("select 1 as a, 2 as b"))).mappings().one()
         assert mapped == {"a": 1, "b": 2}
+        typed = sa.text("select '\\x01ff'::bytea as b, 7::int2 as n, '2026-01-02'::date as d")
+        text_row = (await unit.execute(typed)).one()
+        binary_row = (await unit.execute(typed, binary=True)).one()
+        assert tuple(text_row) == tuple(binary_row) and bytes(binary_row.b) == b"\x01\xff"
 
 
 async def test_core_statements_of_one_shape_keep_their_own_values(
