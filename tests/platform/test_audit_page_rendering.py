@@ -89,9 +89,7 @@ async def _modelled(api: Api, filters: AuditFilters) -> dict[str, Any]:
 async def test_the_rendered_page_is_the_response_models_page(api: Api) -> None:
     seeded = [r for r in await _all_events(api) if r["workos_user_id"] == PROBE]
     assert len(seeded) == 7
-    r = await api.client.get(
-        "/api/audit/events", params={"actor_id": PROBE}, headers=_owner(api)
-    )
+    r = await api.client.get("/api/audit/events", params={"actor_id": PROBE}, headers=_owner(api))
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/json"
     body = json.loads(r.content)
