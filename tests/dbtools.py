@@ -110,3 +110,16 @@ class TestServer:
             self.handle.cleanup()
         if self.tmpdir:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def with_pool_size(db: Database, size: int) -> Database:
+    """The same database reached through engines of their own whose pools hold ``size``
+    connections (dispose it at the end; ``db``'s own engines are left alone)."""
+    import dataclasses
+
+    return dataclasses.replace(
+        db,
+        settings=db.settings.with_changes(db_pool_size=size),
+        _async_engines={},
+        _sync_engines={},
+    )

@@ -11,6 +11,7 @@ from carelog.core.errors import CarelogError
 from carelog.db.engine import Database
 from carelog.db.schema import Meeting
 from carelog.db.session import Scopes
+from dbtools import with_pool_size
 from world import build_world
 
 
@@ -96,14 +97,8 @@ async def test_more_units_than_connections_wait_instead_of_opening_new_ones(
     finding every connection in use waits for one (an overflow connection opened for one unit
     and closed at its end is a new server process with cold caches)."""
     import asyncio
-    import dataclasses
 
-    small = dataclasses.replace(
-        fresh_db,
-        settings=fresh_db.settings.with_changes(db_pool_size=3),
-        _async_engines={},
-        _sync_engines={},
-    )
+    small = with_pool_size(fresh_db, 3)
     scopes = Scopes(small)
     world = build_world(fresh_db.sync_engine("admin"))
     a = world.a

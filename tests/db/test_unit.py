@@ -17,6 +17,7 @@ from carelog.db.engine import Database
 from carelog.db.schema import Organization
 from carelog.db.session import Scopes
 from carelog.db.unit import observing_statements
+from dbtools import with_pool_size
 from world import build_world
 
 _ORGS = Organization.__table__
@@ -176,14 +177,7 @@ async def test_deferred_statements_keep_the_units_guarantees(fresh_db: Database)
     statement or with its COMMIT, and commits or rolls back with the unit: with an exception,
     inside a savepoint that is rolled back, and when it fails itself (then nothing of the unit
     commits). One pooled connection, so the scratch table lives across the units."""
-    import dataclasses
-
-    small = dataclasses.replace(
-        fresh_db,
-        settings=fresh_db.settings.with_changes(db_pool_size=1),
-        _async_engines={},
-        _sync_engines={},
-    )
+    small = with_pool_size(fresh_db, 1)
     scopes = Scopes(small)
     a = build_world(fresh_db.sync_engine("admin")).a
     insert = sa.text("insert into unit_deferred values (:n)")
