@@ -212,3 +212,19 @@ async def test_deferred_statements_keep_the_units_guarantees(fresh_db: Database)
             assert await unit.scalar(everything) == [1, 2, 5]
     finally:
         await small.dispose()
+
+
+async def test_values_bound_into_the_first_statement_stay_values(fresh_db: Database) -> None:
+    """``BEGIN`` and the context travel as one simple query with the values bound by psycopg's
+    client-side cursor: a user id made of quotes, backslashes and statement separators is
+    the context's value, nothing more (and the statement after it still runs in the unit)."""
+    scopes = Scopes(fresh_db)
+    hostile = "o'brien\\'; drop table audit_logs; -- \\\\ $$ \" e'\\x00'"
+    org = uuid.uuid4()
+    async with scopes.org_scope(hostile, org) as unit:
+        seen = await unit.scalar(sa.text("select current_setting('app.user_id')"))
+        in_tx = await unit.scalar(sa.text("select now() = statement_timestamp()"))
+    assert seen == hostile
+    assert in_tx is False  # the second statement ran inside the transaction BEGIN opened
+    async with scopes.system_scope("system:test", org) as unit:
+        assert await unit.scalar(sa.text("select to_regclass('audit_logs') is not null"))

@@ -86,10 +86,10 @@ async def _transaction(engine: AsyncEngine) -> AsyncIterator[Unit]:
     proxied = await engine.raw_connection()
     driver = proxied.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
-    await driver.set_autocommit(True)
     unit = Unit(driver)
     try:
         try:
+            await driver.set_autocommit(True)  # inside: the connection goes back even so
             yield unit
             await unit.commit()  # with what the block deferred (an in-transaction audit event)
         except psycopg.Error as exc:  # COMMIT itself, or the driver used directly (COPY)
