@@ -56,11 +56,7 @@ def rendered_value(name: str, suffix: str = ISOFORMAT) -> sa.ColumnElement[Any]:
 
 def event_json(suffix: str = ISOFORMAT) -> sa.ColumnElement[str]:
     """Each event as one JSON object's text, its keys in column order."""
-    pairs = (
-        part
-        for name in COLUMNS
-        for part in (sa.literal_column(f"'{name}'"), rendered_value(name, suffix))
-    )
+    pairs = (part for name in COLUMNS for part in (_text(name), rendered_value(name, suffix)))
     return sa.cast(sa.func.json_build_object(*pairs), sa.Text)
 
 

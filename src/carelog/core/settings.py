@@ -18,7 +18,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -51,6 +57,14 @@ Environment = Literal["development", "test", "production"]
 
 _ROLE_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+#: The numeric settings' bounds (inclusive) and what a bad value is called in the error.
+_RANGES: dict[str, tuple[float, float, str]] = {
+    "port": (1, 65535, "port"),
+    "db_pool_size": (1, 200, "pool size"),
+    "audit_seal_interval": (0.05, 86400, "sealing interval"),
+}
 
 
 class Settings(BaseSettings, IntegrationSettings):
@@ -268,25 +282,12 @@ class Settings(BaseSettings, IntegrationSettings):
             raise ValueError(f"invalid database name {value!r}")
         return value
 
-    @field_validator("port")
+    @field_validator("port", "db_pool_size", "audit_seal_interval")
     @classmethod
-    def _check_port(cls, value: int) -> int:
-        if not 0 < value < 65536:
-            raise ValueError(f"invalid port {value!r}")
-        return value
-
-    @field_validator("db_pool_size")
-    @classmethod
-    def _check_pool_size(cls, value: int) -> int:
-        if not 1 <= value <= 200:
-            raise ValueError(f"invalid pool size {value!r}")
-        return value
-
-    @field_validator("audit_seal_interval")
-    @classmethod
-    def _check_interval(cls, value: float) -> float:
-        if not 0.05 <= value <= 86400:
-            raise ValueError(f"invalid sealing interval {value!r}")
+    def _check_range(cls, value: float, info: ValidationInfo) -> float:
+        low, high, what = _RANGES[info.field_name or ""]
+        if not low <= value <= high:
+            raise ValueError(f"invalid {what} {value!r}")
         return value
 
     @field_validator("database_url", "workos_issuer", "workos_jwks_url", mode="before")

@@ -1,8 +1,8 @@
 """A unit of work's statements, run on the pooled psycopg connection itself.
 
-Why not SQLAlchemy's ``Unit``: measured inside the served app under the same load
+Why not SQLAlchemy's ``AsyncSession``: measured inside the served app under the same load
 (``wrk -c32``), one transaction of two statements ran at 814 requests/s through an
-``Unit`` and at 1,953 through psycopg directly, and ``carelog bench unit`` put
+``AsyncSession`` and at 1,953 through psycopg directly, and ``carelog bench unit`` put
 SQLAlchemy's unit of work at 2-3x psycopg's CPU. Every audited request paid that before doing
 its own work. SQLAlchemy stays what it is good at here: the pool (with its ``connect`` events
 and invalidation), the schema, and compiling statements, once per statement shape.
@@ -352,7 +352,7 @@ class Unit:
                     yield
                     await self.flush()
                 except BaseException:
-                    self._deferred.clear()
+                    self.discard_deferred()
                     raise
         except psycopg.Error as exc:
             raise translated(exc, "SAVEPOINT", None, self._driver.broken) from exc

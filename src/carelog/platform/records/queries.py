@@ -15,12 +15,15 @@ import sqlalchemy as sa
 
 from carelog.db.unit import Row, Unit
 
-#: The meeting's parties as the session may see them; the last column is the patient as a data
-#: subject (a WorkOS user, or the subject of an anonymous booking).
+#: A meeting's parties (``{m}``: the table's alias, if any); the last column is the patient as
+#: a data subject (a WorkOS user, or the subject of an anonymous booking).
+_PARTY_COLUMNS = (
+    "{m}id, {m}org_id, {m}workos_user_id, {m}guest_workos_user_id, {m}guest_org_id,"
+    " coalesce({m}data_subject_id, {m}guest_workos_user_id) as subject_id"
+)
+#: The meeting's parties as the session may see them.
 MEETING_PARTIES = sa.text(
-    "select id, org_id, workos_user_id, guest_workos_user_id, guest_org_id,"
-    " coalesce(data_subject_id, guest_workos_user_id) as subject_id"
-    " from meetings where id = :meeting_id"
+    f"select {_PARTY_COLUMNS.format(m='')} from meetings where id = :meeting_id"
 )
 MEETING_SUBJECT = sa.text(
     "select coalesce(data_subject_id, guest_workos_user_id) from meetings where id = :meeting_id"
@@ -30,10 +33,6 @@ MEETING_SUBJECT = sa.text(
 _IS_PARTY = (
     "((m.workos_user_id = :user_id and m.org_id = :org_id)"
     " or (m.guest_workos_user_id = :user_id and m.guest_org_id = :org_id))"
-)
-_PARTY_COLUMNS = (
-    "{m}id, {m}org_id, {m}workos_user_id, {m}guest_workos_user_id, {m}guest_org_id,"
-    " coalesce({m}data_subject_id, {m}guest_workos_user_id) as subject_id"
 )
 _PARTIES = _PARTY_COLUMNS.format(m="m.")
 #: The meeting's parties and, only for a caller who is one of them, its sealed records, newest
